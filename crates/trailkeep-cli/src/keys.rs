@@ -1,0 +1,81 @@
+//! `trailkeep keys`: create, list and revoke API keys through the running service.
+
+use clap::Subcommand;
+use trailkeep_wire::{CreateKeyRequest, KeyInfo};
+
+use crate::Remote;
+use crate::term::cell;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// The organisation the key is limited to; leave out for a platform key.
+        #[arg(long)]
+        org: Option<String>,
+        /// Comma-separated: events:write, events:read, admin.
+        #[arg(long, value_delimiter = ',', default_value = "events:write,events:read")]
+        permissions: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        org: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[command(flatten)]
+        remote: Remote,
+        /// The key's id (`key_…`), as `keys list` shows it.
+        id: String,
+    },
+}
+
+fn row(k: &KeyInfo) -> String {
+    format!(
+        "{:<36}  {:<24}  {:<12}  {:<20}  {:<32}  {}",
+        k.id,
+        cell(&k.name, 24),
+        k.prefix,
+        cell(k.organization_id.as_deref().unwrap_or("(platform)"), 20),
+        k.permissions.join(","),
+        k.revoked_at.as_deref().map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into())
+    )
+}
+
+pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { remote, name, org, permissions } => {
+            let created =
+                remote.client()?.create_key(&CreateKeyRequest { name, organization_id: org, permissions }).await?;
+            println!("{}", row(&created.info));
+            println!("secret (shown only now; store it safely):");
+            println!("{}", created.key);
+        }
+        KeysCommand::List { remote, org, json } => {
+            let keys = remote.client()?.list_keys(org.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in &keys {
+                    println!("{}", row(k));
+                }
+            }
+        }
+        KeysCommand::Revoke { remote, id } => {
+            let key = remote.client()?.revoke_key(&id).await?;
+            println!("{}", row(&key));
+        }
+    }
+    Ok(())
+}

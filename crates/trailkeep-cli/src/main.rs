@@ -1,0 +1,101 @@
+//! The `trailkeep` command: runs the service and talks to it.
+//!
+//! `serve` starts the service on the embedded store; `demo`, `send`, `search` and `keys` are clients of a
+//! running service, reached at `--url` with the key from `--key`, `TRAILKEEP_API_KEY`, or the
+//! `admin.key` file the first start wrote into the data directory.
+
+mod demo;
+mod demo_data;
+mod keys;
+mod search;
+mod send;
+mod serve;
+mod term;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use trailkeep_client::Client;
+
+#[derive(Parser)]
+#[command(name = "trailkeep", version, about = "A verifiable audit log service", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How client commands find the service and authenticate.
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// The service's base URL.
+    #[arg(long, env = "TRAILKEEP_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The API key; defaults to `<data-dir>/admin.key`.
+    #[arg(long, env = "TRAILKEEP_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Where to look for `admin.key` when no key is given.
+    #[arg(long = "data-dir", env = "TRAILKEEP_DATA_DIR", default_value = "trailkeep-data")]
+    data_dir: PathBuf,
+}
+
+impl Remote {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let key = match &self.key {
+            Some(k) => k.clone(),
+            None => {
+                let path = self.data_dir.join("admin.key");
+                std::fs::read_to_string(&path).map(|s| s.trim().to_owned()).with_context(|| {
+                    format!(
+                        "no API key: pass --key or set TRAILKEEP_API_KEY (the first `trailkeep serve` wrote one to {})",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        Ok(Client::new(&self.url, Some(key))?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service on the embedded store.
+    Serve(serve::ServeArgs),
+    /// Load realistic demo data into a running service.
+    Demo(demo::DemoArgs),
+    /// Send events from a JSON or NDJSON file (or `-` for stdin).
+    Send(send::SendArgs),
+    /// Search an organisation's events with the query language.
+    Search(search::SearchArgs),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Send(args) => send::run(args).await,
+            Command::Search(args) => search::run(args).await,
+            Command::Keys(cmd) => keys::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", term::sanitize(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}

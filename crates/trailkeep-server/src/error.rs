@@ -1,0 +1,118 @@
+//! The one error envelope of the HTTP API and the table of its codes.
+//!
+//! Every failure answers `{"error": {"code", "message", "field"?}}` with a status that fits. Store and
+//! internal failures are logged with their detail and answered with a generic message: what went wrong
+//! inside is the operator's business, not the caller's.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use trailkeep_core::ValidationError;
+use trailkeep_core::validate::ErrorKind;
+use trailkeep_store::{AppendError, StoreError};
+use trailkeep_wire::{ErrorBody, ErrorDetail};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn bad_param(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_field(field)
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service failed to complete the request; try again",
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> ApiError {
+        let status = match e.kind {
+            ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let field = (!e.field.is_empty()).then_some(e.field);
+        ApiError { status, code: e.code, message: e.message, field, retry_after: None }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> ApiError {
+        match e {
+            AppendError::IdempotencyConflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                "this Idempotency-Key was used with a different body; use a new key for a new request",
+            )
+            .with_field("Idempotency-Key"),
+            AppendError::Overloaded { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the ingest queue is full; retry after the time in Retry-After",
+                )
+            },
+            AppendError::Failed(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field } };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs().max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

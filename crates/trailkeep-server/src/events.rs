@@ -1,0 +1,222 @@
+//! Handlers for `/v1/events`: ingest, list and fetch one.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use trailkeep_core::cursor::{Cursor, Order};
+use trailkeep_core::time::format_millis;
+use trailkeep_core::validate::{IngestContext, parse_batch};
+use trailkeep_core::{Event, Filter};
+use trailkeep_store::{AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope};
+use trailkeep_wire::{CreateEventsResponse, EventAck, EventPage};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::{AppState, now_ms};
+
+pub const MAX_LIMIT: usize = 1000;
+pub const DEFAULT_LIMIT: usize = 50;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn body_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is over the 16 MiB limit; split the batch",
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("cannot read the request body: {e}"))
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )
+        .with_field("Idempotency-Key")
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.is_empty() || text.len() > MAX_IDEMPOTENCY_KEY || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// `POST /v1/events`: one event, or `{"events": [...]}`; 201 once durably committed.
+pub async fn create_events(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::EventsWrite)?;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send events as `Content-Type: application/json`",
+            ));
+        }
+    }
+    let idempotency = idempotency_key(&headers)?;
+    let body = body.map_err(body_rejection)?;
+    let events = parse_batch(
+        &body,
+        IngestContext { limits: &state.limits, now_ms: now_ms(), default_org: principal.key.org.as_ref() },
+    )?;
+    for (i, event) in events.iter().enumerate() {
+        if !principal.covers(&event.organization_id) {
+            let field = if events.len() == 1 && !body.starts_with(b"{\"events\"") {
+                "organization_id".to_owned()
+            } else {
+                format!("events[{i}].organization_id")
+            };
+            return Err(ApiError::forbidden("this key may not write to that organisation").with_field(field));
+        }
+    }
+    let claim = idempotency.map(|key| IdempotencyClaim {
+        scope: principal.key.id.clone(),
+        key,
+        fingerprint: Sha256::digest(&body).into(),
+    });
+    let count = events.len();
+    let outcome = state.store.append(AppendRequest { events, idempotency: claim }).await?;
+    metrics::counter!("trailkeep_ingest_requests_total").increment(1);
+    if !outcome.replayed {
+        metrics::counter!("trailkeep_ingest_events_total").increment(count as u64);
+    }
+    let response = CreateEventsResponse {
+        events: outcome
+            .acks
+            .iter()
+            .map(|a| EventAck { id: a.id, seq: a.seq, received_at: format_millis(a.received_at) })
+            .collect(),
+    };
+    let mut response = (StatusCode::CREATED, Json(response)).into_response();
+    if outcome.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The page controls of a listing, apart from the filter parameters.
+struct PageParams {
+    organization_id: Option<String>,
+    limit: usize,
+    order: Order,
+    cursor: Option<String>,
+}
+
+fn page_params(params: &[(String, String)]) -> Result<PageParams, ApiError> {
+    let mut page = PageParams { organization_id: None, limit: DEFAULT_LIMIT, order: Order::Desc, cursor: None };
+    for (key, value) in params {
+        match key.as_str() {
+            "organization_id" => page.organization_id = Some(value.clone()),
+            "limit" => {
+                page.limit = value.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                    ApiError::bad_param("limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
+                })?;
+            }
+            "order" => {
+                page.order =
+                    Order::parse(value).ok_or_else(|| ApiError::bad_param("order", "order must be `asc` or `desc`"))?;
+            }
+            "cursor" => page.cursor = Some(value.clone()),
+            _ => {}
+        }
+    }
+    Ok(page)
+}
+
+/// Parameters the listing understands; anything else is refused so that a typo is not a silent no-op.
+const KNOWN_PARAMS: &[&str] = &[
+    "organization_id",
+    "limit",
+    "order",
+    "cursor",
+    "project_id",
+    "category",
+    "action",
+    "actor",
+    "actor_type",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "ip",
+    "from",
+    "to",
+    "range",
+    "text",
+    "model",
+    "provider",
+    "status",
+    "api_key_id",
+    "cost_min",
+    "cost_max",
+    "q",
+];
+
+/// `GET /v1/events`: one page of the organisation's timeline.
+pub async fn list_events(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<EventPage>, ApiError> {
+    principal.require(Permission::EventsRead)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    if let Some((key, _)) = params.iter().find(|(k, _)| !KNOWN_PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/query-language.md")));
+    }
+    let page = page_params(&params)?;
+    let org = principal.read_org(page.organization_id.as_deref())?;
+    let filter = Filter::from_params(&params, now_ms()).map_err(|e| {
+        let code = if e.field == "q" { "invalid_query" } else { "invalid_parameter" };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.message.clone()).with_field(e.field.clone())
+    })?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, page.order))
+        .transpose()
+        .map_err(|e| ApiError::bad_param("cursor", format!("cursor {e}")))?;
+    let query = EventQuery { filter, order: page.order, limit: page.limit, after };
+    let started = std::time::Instant::now();
+    let result = state.store.list_events(&ReadScope::org(org), &query).await?;
+    metrics::histogram!("trailkeep_query_seconds").record(started.elapsed().as_secs_f64());
+    Ok(Json(EventPage { data: result.events, next_cursor: result.next.map(|c| c.encode()) }))
+}
+
+/// `GET /v1/events/{id}`.
+pub async fn get_event(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Event>, ApiError> {
+    principal.require(Permission::EventsRead)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let requested = params.iter().find(|(k, _)| k == "organization_id").map(|(_, v)| v.as_str());
+    let org = principal.read_org(requested)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_param("id", "an event id is a UUID"))?;
+    // Another organisation's event and a missing one answer alike, so ids reveal nothing across tenants.
+    state
+        .store
+        .get_event(&ReadScope::org(org), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such event in this organisation"))
+}

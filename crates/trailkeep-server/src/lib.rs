@@ -1,0 +1,110 @@
+//! Trailkeep's HTTP service as a library: [`App::build`] wires the store, keys and router from a
+//! [`Config`]; [`serve`] runs it on a bound listener until a shutdown future resolves, then drains
+//! in-flight commits. The `trailkeep` binary and the integration tests both start it this way.
+//!
+//! **Boundary:** this crate knows HTTP; it speaks to storage only through `Arc<dyn Store>`.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod keys;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::{delete, get};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use trailkeep_core::Limits;
+use trailkeep_sqlite::{SqliteConfig, SqliteStore};
+use trailkeep_store::Store;
+
+pub use config::Config;
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+    pub keys: auth::KeyCache,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The whole API on one screen.
+pub fn router(state: Arc<AppState>) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/v1/events", get(events::list_events).post(events::create_events))
+        .route("/v1/events/{id}", get(events::get_event))
+        .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/v1/keys/{id}", delete(keys::revoke_key))
+        .route("/healthz", get(health::get_health))
+        .route("/readyz", get(health::get_ready))
+        .route("/metrics", get(health::get_metrics))
+        .fallback(|| async { error::ApiError::not_found("no such endpoint; the API lives under /v1") })
+        .layer(axum::middleware::from_fn(health::track_requests))
+        .layer(DefaultBodyLimit::max(state.limits.max_batch_bytes + 64 * 1024))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// A built service, ready to serve.
+pub struct App {
+    pub state: Arc<AppState>,
+    /// The platform admin key created on this start, when the data directory had none.
+    pub new_admin_key: Option<String>,
+}
+
+impl App {
+    /// Opens the store in the configured data directory and prepares the service.
+    pub async fn build(config: &Config) -> anyhow::Result<App> {
+        config.validate()?;
+        let mut sqlite = SqliteConfig::new(&config.data_dir);
+        sqlite.read_connections = config.read_connections;
+        sqlite.queue_capacity = config.queue_capacity;
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let new_admin_key = keys::bootstrap_admin_key(store.as_ref(), &config.data_dir).await?;
+        let state = Arc::new(AppState {
+            store,
+            limits: config.limits(),
+            keys: auth::KeyCache::default(),
+            metrics: health::metrics_handle(),
+        });
+        Ok(App { state, new_admin_key })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests and commits.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = app.state.store.clone();
+    let result = axum::serve(listener, router(app.state)).with_graceful_shutdown(shutdown).await;
+    store.shutdown().await;
+    result.map_err(Into::into)
+}

@@ -1,0 +1,292 @@
+//! Trailkeep's embedded store: everything in one data directory, on SQLite.
+//!
+//! `trailkeep.db` holds events, keys and idempotency records, in WAL mode with `synchronous=FULL`, so a
+//! commit is on disk before it is acknowledged. One writer thread group-commits every write
+//! ([`writer`]); a small pool of read connections serves queries ([`read`]); a second thread keeps the
+//! full-text index in `search.db` up to date off the commit path ([`indexer`]).
+//!
+//! **Boundary:** this crate is the only place (with its PostgreSQL sibling) that speaks SQL.
+
+pub mod indexer;
+pub mod read;
+pub mod row;
+pub mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use trailkeep_core::{Event, NewEvent, OrgId};
+use trailkeep_store::{
+    ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, EventPage, EventQuery, Permission, ReadScope, Store,
+    StoreError,
+};
+use uuid::Uuid;
+
+use crate::writer::{GroupLimits, WriteOp, Writer};
+
+/// Where and how the store keeps its files.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub data_dir: PathBuf,
+    /// Read connections, each on a blocking thread while in use.
+    pub read_connections: usize,
+    /// Write requests that may wait for the writer; beyond this appends answer `Overloaded`.
+    pub queue_capacity: usize,
+    /// The most requests and events one group commit takes on.
+    pub group: GroupLimits,
+}
+
+impl SqliteConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig {
+            data_dir: data_dir.into(),
+            read_connections: 4,
+            queue_capacity: 1024,
+            group: GroupLimits { max_ops: 1024, max_events: 20_000 },
+        }
+    }
+
+    pub fn main_path(&self) -> PathBuf {
+        self.data_dir.join("trailkeep.db")
+    }
+
+    pub fn search_path(&self) -> PathBuf {
+        self.data_dir.join("search.db")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error(transparent)]
+    Migrate(#[from] schema::MigrateError),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
+}
+
+/// Opens the write connection with the durability settings every commit relies on.
+pub fn open_write_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+struct ReadPool {
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    async fn with<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _permit = self.permits.acquire().await.map_err(|_| StoreError("the store is closed".into()))?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(conn) = conn else { return Err(StoreError("no idle read connection".into())) };
+            let result = f(&conn).map_err(|e| StoreError(e.to_string()));
+            pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError(format!("read task failed: {e}")))?
+    }
+}
+
+/// The SQLite [`Store`].
+pub struct SqliteStore {
+    queue: RwLock<Option<mpsc::Sender<WriteOp>>>,
+    reads: std::sync::Arc<ReadPool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the store in `config.data_dir` and starts its threads.
+    pub fn open(config: &SqliteConfig) -> Result<SqliteStore, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| OpenError::DataDir { path: config.data_dir.clone(), source })?;
+        let main_path = config.main_path();
+        let search_path = config.search_path();
+        let open_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::Open { path, source }
+        };
+
+        let mut write = open_write_connection(&main_path).map_err(open_err(&main_path))?;
+        schema::migrate_main(&mut write)?;
+        let mut search = Connection::open(&search_path).map_err(open_err(&search_path))?;
+        search.pragma_update(None, "journal_mode", "WAL").map_err(open_err(&search_path))?;
+        schema::migrate_search(&mut search)?;
+        drop(search);
+
+        let mut idle = Vec::with_capacity(config.read_connections);
+        for _ in 0..config.read_connections.max(1) {
+            let conn = Connection::open_with_flags(
+                &main_path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_err(&main_path))?;
+            conn.busy_timeout(Duration::from_secs(10)).map_err(open_err(&main_path))?;
+            conn.pragma_update(None, "cache_size", -65_536).map_err(open_err(&main_path))?;
+            conn.execute("ATTACH DATABASE ?1 AS search", [search_path.to_string_lossy()])
+                .map_err(open_err(&search_path))?;
+            read::register_functions(&conn).map_err(open_err(&main_path))?;
+            idle.push(conn);
+        }
+        let reads = std::sync::Arc::new(ReadPool { permits: Semaphore::new(idle.len()), idle: Mutex::new(idle) });
+
+        let (notify_tx, notify_rx) = std::sync::mpsc::sync_channel(1);
+        let writer = Writer::new(write, config.group, notify_tx).map_err(open_err(&main_path))?;
+        let indexer = indexer::Indexer::open(&main_path, &search_path).map_err(open_err(&search_path))?;
+        let (queue_tx, queue_rx) = mpsc::channel(config.queue_capacity.max(1));
+        let writer_thread = std::thread::Builder::new()
+            .name("trailkeep-writer".into())
+            .spawn(move || writer.run(queue_rx))
+            .map_err(|e| OpenError::Thread("writer", e))?;
+        let indexer_thread = std::thread::Builder::new()
+            .name("trailkeep-indexer".into())
+            .spawn(move || indexer.run(notify_rx))
+            .map_err(|e| OpenError::Thread("indexer", e))?;
+
+        Ok(SqliteStore {
+            queue: RwLock::new(Some(queue_tx)),
+            reads,
+            threads: Mutex::new(vec![writer_thread, indexer_thread]),
+        })
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<WriteOp>> {
+        self.queue.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn submit<T>(&self, op: WriteOp, rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        let sender = self.sender().ok_or_else(|| StoreError("the store is shut down".into()))?;
+        sender.send(op).await.map_err(|_| StoreError("the writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError("the writer stopped before answering".into()))?
+    }
+}
+
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let hash: Vec<u8> = row.get("hash")?;
+    let permissions: String = row.get("permissions")?;
+    let org: Option<String> = row.get("org_id")?;
+    Ok(ApiKeyRecord {
+        id: row.get("id")?,
+        name: row.get("name")?,
+        prefix: row.get("prefix")?,
+        hash: hash.try_into().unwrap_or([0; 32]),
+        org: org.and_then(|o| OrgId::parse(&o).ok()),
+        permissions: permissions.split(',').filter_map(Permission::parse).collect(),
+        created_at: row.get("created_at")?,
+        revoked_at: row.get("revoked_at")?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, name, prefix, hash, org_id, permissions, created_at, revoked_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let sender = self.sender().ok_or_else(|| AppendError::Failed("the store is shut down".into()))?;
+        let (tx, rx) = oneshot::channel();
+        match sender.try_send(WriteOp::Append(request, tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("trailkeep_ingest_rejected_total", "reason" => "queue_full").increment(1);
+                return Err(AppendError::Overloaded { retry_after: Duration::from_secs(1) });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(AppendError::Failed("the writer has stopped".into()));
+            }
+        }
+        rx.await.map_err(|_| AppendError::Failed("the writer stopped before answering".into()))?
+    }
+
+    async fn list_events(&self, scope: &ReadScope, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let (scope, query) = (scope.clone(), query.clone());
+        self.reads.with(move |conn| read::list_events(conn, &scope, &query)).await
+    }
+
+    async fn get_event(&self, scope: &ReadScope, id: Uuid) -> Result<Option<Event>, StoreError> {
+        let scope = scope.clone();
+        self.reads.with(move |conn| read::get_event(conn, &scope, id)).await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord, audit: Option<NewEvent>) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::CreateKey(key, audit, tx), rx).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: i64, audit: Option<NewEvent>) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::RevokeKey(id.to_owned(), at, audit, tx), rx).await
+    }
+
+    async fn find_api_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let hash = *hash;
+        self.reads
+            .with(move |conn| {
+                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"))?
+                    .query_row([hash.as_slice()], key_from_row)
+                    .optional()
+            })
+            .await
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let id = id.to_owned();
+        self.reads
+            .with(move |conn| {
+                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))?
+                    .query_row([id], key_from_row)
+                    .optional()
+            })
+            .await
+    }
+
+    async fn list_api_keys(&self, org: Option<&OrgId>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let org = org.map(|o| o.to_string());
+        self.reads
+            .with(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 IS NULL OR org_id = ?1 ORDER BY created_at DESC, id DESC"
+                ))?;
+                let rows = stmt.query_map([org], key_from_row)?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        if self.sender().is_none_or(|s| s.is_closed()) {
+            return Err(StoreError("the writer has stopped".into()));
+        }
+        self.reads.with(|conn| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await.map(|_| ())
+    }
+
+    async fn shutdown(&self) {
+        // Dropping the only sender lets the writer finish what is queued, then stop; the indexer follows.
+        self.queue.write().unwrap_or_else(|p| p.into_inner()).take();
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}

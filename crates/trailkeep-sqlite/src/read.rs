@@ -1,0 +1,273 @@
+//! Reading: a [`Filter`] compiled to one parameterised SQL statement over the indexed columns.
+//!
+//! Every statement starts with `org_id = ?` (and the project scope, when there is one), so no read is
+//! unscoped. User text never enters SQL: values are bound, full-text input is turned into quoted FTS5
+//! phrases, and action patterns are matched by a registered function rather than a `LIKE` or `GLOB`
+//! whose metacharacters a user could smuggle in.
+
+use std::ops::Bound;
+
+use ipnet::IpNet;
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value as SqlValue;
+use trailkeep_core::cursor::{Cursor, Order};
+use trailkeep_core::filter::StatusMatch;
+use trailkeep_core::{ActionPattern, Event, Predicate, RangeField, Term};
+use trailkeep_store::{EventPage, EventQuery, ReadScope};
+
+use crate::row::ip_key;
+
+/// Registers `tk_action_match(pattern, action)` on a connection.
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "tk_action_match",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let pattern: String = ctx.get(0)?;
+            let action: String = ctx.get(1)?;
+            Ok(ActionPattern::parse(&pattern).is_ok_and(|p| p.matches(&action)))
+        },
+    )
+}
+
+/// A SQL condition and its bound values, built up term by term.
+#[derive(Default)]
+struct Sql {
+    conditions: Vec<String>,
+    values: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn bind(&mut self, v: SqlValue) -> String {
+        self.values.push(v);
+        format!("?{}", self.values.len())
+    }
+
+    fn bind_text(&mut self, s: &str) -> String {
+        self.bind(SqlValue::Text(s.to_owned()))
+    }
+
+    fn in_list(&mut self, column: &str, values: &[String]) -> String {
+        let placeholders: Vec<String> = values.iter().map(|v| self.bind_text(v)).collect();
+        format!("{column} IN ({})", placeholders.join(", "))
+    }
+}
+
+/// Quotes user text as one FTS5 phrase: the words must appear adjacent and in order. Quotes inside are
+/// doubled, so FTS5 operators in the text (`OR`, `NEAR`, `*`, `:`) are plain words.
+pub fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+fn action_condition(sql: &mut Sql, patterns: &[ActionPattern]) -> String {
+    let parts: Vec<String> = patterns
+        .iter()
+        .map(|p| match p {
+            ActionPattern::Exact(a) => format!("action = {}", sql.bind_text(a)),
+            ActionPattern::Prefix(prefix) if prefix.is_empty() => "1".to_owned(),
+            ActionPattern::Prefix(prefix) => {
+                // Every action under `p` sorts between `p.` and `p/` (`/` follows `.`): an index range.
+                let lo = sql.bind_text(&format!("{prefix}."));
+                let hi = sql.bind_text(&format!("{prefix}/"));
+                format!("(action >= {lo} AND action < {hi})")
+            }
+            ActionPattern::Segments { .. } => {
+                let literal = p.literal_prefix();
+                let matcher = format!("tk_action_match({}, action)", sql.bind_text(&p.to_string()));
+                if literal.is_empty() {
+                    matcher
+                } else {
+                    let lo = sql.bind_text(&literal);
+                    let hi = sql.bind_text(&format!("{}/", &literal[..literal.len() - 1]));
+                    format!("(action >= {lo} AND action < {hi} AND {matcher})")
+                }
+            }
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+fn ip_condition(sql: &mut Sql, nets: &[IpNet]) -> String {
+    let parts: Vec<String> = nets
+        .iter()
+        .map(|net| {
+            let (lo, hi) = match net {
+                IpNet::V4(n) => (ip_key(n.network().into()), ip_key(n.broadcast().into())),
+                IpNet::V6(n) => (ip_key(n.network().into()), ip_key(n.broadcast().into())),
+            };
+            let lo = sql.bind(SqlValue::Blob(lo.to_vec()));
+            let hi = sql.bind(SqlValue::Blob(hi.to_vec()));
+            format!("(ip >= {lo} AND ip <= {hi})")
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+fn range_condition(sql: &mut Sql, column: &str, lower: Bound<f64>, upper: Bound<f64>) -> String {
+    let mut parts = vec![format!("{column} IS NOT NULL")];
+    let mut bound = |b: Bound<f64>, incl: &str, excl: &str| match b {
+        Bound::Included(v) => parts.push(format!("{column} {incl} {}", bind_number(sql, v))),
+        Bound::Excluded(v) => parts.push(format!("{column} {excl} {}", bind_number(sql, v))),
+        Bound::Unbounded => {}
+    };
+    bound(lower, ">=", ">");
+    bound(upper, "<=", "<");
+    format!("({})", parts.join(" AND "))
+}
+
+fn bind_number(sql: &mut Sql, v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        sql.bind(SqlValue::Integer(v as i64))
+    } else {
+        sql.bind(SqlValue::Real(v))
+    }
+}
+
+fn metadata_condition(sql: &mut Sql, key: &str, values: &[String]) -> String {
+    let path = sql.bind_text(&format!("$.metadata.\"{}\"", key.replace('"', "")));
+    let mut alternatives = Vec::new();
+    for v in values {
+        alternatives.push(sql.bind_text(v));
+        if let Ok(n) = v.parse::<f64>() {
+            alternatives.push(sql.bind(SqlValue::Real(n)));
+        }
+        match v.as_str() {
+            "true" => alternatives.push(sql.bind(SqlValue::Integer(1))),
+            "false" => alternatives.push(sql.bind(SqlValue::Integer(0))),
+            _ => {}
+        }
+    }
+    format!("json_extract(payload, {path}) IN ({})", alternatives.join(", "))
+}
+
+fn predicate_condition(sql: &mut Sql, predicate: &Predicate) -> String {
+    match predicate {
+        Predicate::Action(patterns) => action_condition(sql, patterns),
+        Predicate::Category(v) => sql.in_list("category", v),
+        Predicate::Actor(v) => {
+            let a = sql.in_list("actor_id", v);
+            let b = sql.in_list("actor_email", v);
+            format!("({a} OR {b})")
+        }
+        Predicate::ActorType(types) => {
+            let v: Vec<String> = types.iter().map(|t| t.as_str().to_owned()).collect();
+            sql.in_list("actor_type", &v)
+        }
+        Predicate::ResourceType(v) => sql.in_list("resource_type", v),
+        Predicate::Resource(v) => sql.in_list("resource_id", v),
+        Predicate::Project(v) => sql.in_list("project_id", v),
+        Predicate::Outcome(o) => {
+            let code = match o {
+                trailkeep_core::Outcome::Success => 0,
+                trailkeep_core::Outcome::Failure => 1,
+            };
+            format!("outcome = {}", sql.bind(SqlValue::Integer(code)))
+        }
+        Predicate::Ip(nets) => ip_condition(sql, nets),
+        Predicate::Model(v) => sql.in_list("ai_model", v),
+        Predicate::Provider(v) => sql.in_list("ai_provider", v),
+        Predicate::ApiKey(v) => sql.in_list("ai_api_key", v),
+        Predicate::Status(matches) => {
+            let parts: Vec<String> = matches
+                .iter()
+                .map(|m| match m {
+                    StatusMatch::Code(c) => format!("ai_status = {}", sql.bind(SqlValue::Integer(i64::from(*c)))),
+                    StatusMatch::Success => "ai_failed = 0".to_owned(),
+                    StatusMatch::Error => "ai_failed = 1".to_owned(),
+                })
+                .collect();
+            format!("({})", parts.join(" OR "))
+        }
+        Predicate::Range { field, lower, upper } => {
+            let column = match field {
+                RangeField::Created => "occurred_at",
+                RangeField::Cost => "ai_cost",
+                RangeField::Tokens => "ai_tokens",
+                RangeField::Latency => "ai_latency",
+                RangeField::Seq => "seq",
+            };
+            range_condition(sql, column, *lower, *upper)
+        }
+        Predicate::Metadata { key, values } => metadata_condition(sql, key, values),
+        Predicate::Text(text) => {
+            let phrase = sql.bind_text(&fts_phrase(text));
+            format!("pos IN (SELECT rowid FROM search.fts WHERE fts MATCH {phrase})")
+        }
+    }
+}
+
+fn term_condition(sql: &mut Sql, term: &Term) -> String {
+    let condition = predicate_condition(sql, &term.predicate);
+    if term.negated {
+        // A missing value (an event with no actor, say) does not match `actor:x`, so it matches `-actor:x`.
+        format!("NOT COALESCE({condition}, 0)")
+    } else {
+        condition
+    }
+}
+
+/// Runs one page query on a read connection.
+pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> rusqlite::Result<EventPage> {
+    let mut sql = Sql::default();
+    let org = sql.bind_text(scope.org.as_str());
+    sql.conditions.push(format!("org_id = {org}"));
+    if let Some(projects) = &scope.projects {
+        let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+        let c = if projects.is_empty() { "0".to_owned() } else { sql.in_list("project_id", &projects) };
+        sql.conditions.push(c);
+    }
+    for term in &query.filter.terms {
+        let c = term_condition(&mut sql, term);
+        sql.conditions.push(c);
+    }
+    let (cmp, dir) = match query.order {
+        Order::Desc => ("<", "DESC"),
+        Order::Asc => (">", "ASC"),
+    };
+    if let Some(after) = &query.after {
+        let t = sql.bind(SqlValue::Integer(after.occurred_at));
+        let s = sql.bind(SqlValue::Integer(after.seq as i64));
+        sql.conditions.push(format!("(occurred_at, seq) {cmp} ({t}, {s})"));
+    }
+    let limit = sql.bind(SqlValue::Integer(query.limit as i64 + 1));
+    let statement = format!(
+        "SELECT payload FROM events WHERE {} ORDER BY occurred_at {dir}, seq {dir} LIMIT {limit}",
+        sql.conditions.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&statement)?;
+    let mut events = Vec::with_capacity(query.limit + 1);
+    let mut rows = stmt.query(rusqlite::params_from_iter(sql.values))?;
+    while let Some(row) = rows.next()? {
+        let payload: String = row.get(0)?;
+        let event: Event = serde_json::from_str(&payload)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+        events.push(event);
+    }
+    let next = if events.len() > query.limit {
+        events.truncate(query.limit);
+        events.last().map(|e| Cursor { order: query.order, occurred_at: e.occurred_at, seq: e.seq })
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
+}
+
+/// One event by id within the scope.
+pub fn get_event(conn: &Connection, scope: &ReadScope, id: uuid::Uuid) -> rusqlite::Result<Option<Event>> {
+    use rusqlite::OptionalExtension;
+    let payload: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT payload, project_id FROM events WHERE org_id = ?1 AND id = ?2")?
+        .query_row(rusqlite::params![scope.org.as_str(), id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((payload, project)) = payload else { return Ok(None) };
+    if let Some(projects) = &scope.projects {
+        if !project.is_some_and(|p| projects.iter().any(|s| s.as_str() == p)) {
+            return Ok(None);
+        }
+    }
+    serde_json::from_str(&payload)
+        .map(Some)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}

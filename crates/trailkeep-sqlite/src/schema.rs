@@ -1,0 +1,116 @@
+//! The database schema and its versioned migrations.
+//!
+//! Migrations are applied in order at open, each in its own transaction, and the version reached is
+//! kept in SQLite's `user_version`. A data directory written by a newer Trailkeep is refused rather
+//! than guessed at.
+
+use rusqlite::Connection;
+
+/// The main database, one migration per entry; never edit a released entry, append a new one.
+const MAIN: &[&str] = &[r#"
+CREATE TABLE events (
+    pos           INTEGER PRIMARY KEY,
+    org_id        TEXT    NOT NULL,
+    seq           INTEGER NOT NULL,
+    id            BLOB    NOT NULL,
+    project_id    TEXT,
+    action        TEXT    NOT NULL,
+    category      TEXT    NOT NULL,
+    occurred_at   INTEGER NOT NULL,
+    received_at   INTEGER NOT NULL,
+    actor_type    TEXT,
+    actor_id      TEXT,
+    actor_email   TEXT,
+    resource_type TEXT,
+    resource_id   TEXT,
+    outcome       INTEGER NOT NULL,
+    ip            BLOB,
+    ai_model      TEXT,
+    ai_provider   TEXT,
+    ai_status     INTEGER,
+    ai_failed     INTEGER,
+    ai_api_key    TEXT,
+    ai_cost       REAL,
+    ai_tokens     INTEGER,
+    ai_latency    INTEGER,
+    payload       TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX events_org_seq ON events (org_id, seq);
+CREATE UNIQUE INDEX events_org_id ON events (org_id, id);
+CREATE INDEX events_org_time ON events (org_id, occurred_at, seq);
+CREATE INDEX events_org_action ON events (org_id, action, occurred_at, seq);
+CREATE INDEX events_org_actor ON events (org_id, actor_id, occurred_at) WHERE actor_id IS NOT NULL;
+CREATE INDEX events_org_actor_email ON events (org_id, actor_email, occurred_at) WHERE actor_email IS NOT NULL;
+CREATE INDEX events_org_resource ON events (org_id, resource_type, resource_id, occurred_at) WHERE resource_type IS NOT NULL;
+CREATE INDEX events_org_project ON events (org_id, project_id, occurred_at, seq) WHERE project_id IS NOT NULL;
+CREATE INDEX events_org_model ON events (org_id, ai_model, occurred_at) WHERE ai_model IS NOT NULL;
+
+CREATE TABLE api_keys (
+    id          TEXT    PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    prefix      TEXT    NOT NULL,
+    hash        BLOB    NOT NULL UNIQUE,
+    org_id      TEXT,
+    permissions TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX api_keys_org ON api_keys (org_id);
+
+CREATE TABLE idempotency (
+    scope       TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    fingerprint BLOB    NOT NULL,
+    response    TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_created ON idempotency (created_at);
+"#];
+
+/// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.
+const SEARCH: &[&str] = &[r#"
+CREATE VIRTUAL TABLE fts USING fts5 (
+    body,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE watermark (id INTEGER PRIMARY KEY CHECK (id = 1), pos INTEGER NOT NULL);
+INSERT INTO watermark (id, pos) VALUES (1, 0);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("the database is at schema version {found}, newer than this build knows ({known}); upgrade trailkeep")]
+    TooNew { found: i64, known: i64 },
+    #[error("migration to version {version} failed: {source}")]
+    Failed { version: i64, source: rusqlite::Error },
+}
+
+fn apply(conn: &mut Connection, steps: &[&str]) -> Result<(), MigrateError> {
+    let known = steps.len() as i64;
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|source| MigrateError::Failed { version: 0, source })?;
+    if found > known {
+        return Err(MigrateError::TooNew { found, known });
+    }
+    for (i, sql) in steps.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        let fail = |source| MigrateError::Failed { version, source };
+        let tx = conn.transaction().map_err(fail)?;
+        tx.execute_batch(sql).map_err(fail)?;
+        tx.pragma_update(None, "user_version", version).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+    }
+    Ok(())
+}
+
+pub fn migrate_main(conn: &mut Connection) -> Result<(), MigrateError> {
+    apply(conn, MAIN)
+}
+
+pub fn migrate_search(conn: &mut Connection) -> Result<(), MigrateError> {
+    apply(conn, SEARCH)
+}

@@ -1,0 +1,334 @@
+//! The single writer: one thread that owns the write connection and group-commits whatever is queued.
+//!
+//! Requests from every connection land in one bounded queue. The writer takes the first, then drains
+//! whatever else is already waiting (up to a bound), applies them all in one transaction, each inside its
+//! own savepoint so one failing request does not sink its neighbours, commits with a full fsync, and only
+//! then answers each request. Many concurrent one-event requests thus share one fsync.
+//!
+//! Sequence numbers are handed out here, inside the transaction, from a per-organisation counter that is
+//! advanced only once the commit succeeded; a crash before the commit loses the whole transaction and the
+//! counters are reloaded from the table at the next start, so a `seq` never has a gap.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+use trailkeep_core::NewEvent;
+use trailkeep_store::{Ack, ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, StoreError};
+
+use crate::row::{INSERT_EVENT, event_params};
+
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// Work for the writer thread.
+pub enum WriteOp {
+    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    CreateKey(ApiKeyRecord, Option<NewEvent>, oneshot::Sender<Result<(), StoreError>>),
+    RevokeKey(String, i64, Option<NewEvent>, oneshot::Sender<Result<bool, StoreError>>),
+}
+
+/// How much one group commit may take on.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupLimits {
+    pub max_ops: usize,
+    pub max_events: usize,
+}
+
+pub struct Writer {
+    conn: Connection,
+    /// The last committed `seq` of each organisation.
+    last_seq: HashMap<String, u64>,
+    limits: GroupLimits,
+    /// Told after each commit, so the full-text indexer wakes.
+    committed: std::sync::mpsc::SyncSender<()>,
+    commits_since_purge: u32,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn fail(e: rusqlite::Error) -> String {
+    e.to_string()
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        limits: GroupLimits,
+        committed: std::sync::mpsc::SyncSender<()>,
+    ) -> rusqlite::Result<Writer> {
+        let mut last_seq = HashMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT org_id, MAX(seq) FROM events GROUP BY org_id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (org, seq) = row?;
+                last_seq.insert(org, seq as u64);
+            }
+        }
+        Ok(Writer { conn, last_seq, limits, committed, commits_since_purge: 0 })
+    }
+
+    /// Runs until every sender is gone, then returns.
+    pub fn run(mut self, mut queue: mpsc::Receiver<WriteOp>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut ops = vec![first];
+            let mut events = op_events(&ops[0]);
+            while ops.len() < self.limits.max_ops && events < self.limits.max_events {
+                match queue.try_recv() {
+                    Ok(op) => {
+                        events += op_events(&op);
+                        ops.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            metrics::gauge!("trailkeep_ingest_queue_depth").set(queue.len() as f64);
+            self.commit_group(ops);
+        }
+    }
+
+    fn commit_group(&mut self, ops: Vec<WriteOp>) {
+        let started = Instant::now();
+        let received_at = now_ms();
+        let mut pending: HashMap<String, u64> = HashMap::new();
+        let mut replies: Vec<Reply> = Vec::with_capacity(ops.len());
+        let mut stored_events = 0usize;
+
+        let tx = match self.conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(ops, &fail(e)),
+        };
+        for op in ops {
+            match op {
+                WriteOp::Append(req, reply) => {
+                    let result =
+                        with_savepoint(&tx, |sp| append_one(sp, &req, received_at, &self.last_seq, &mut pending));
+                    if let Ok(outcome) = &result {
+                        if !outcome.replayed {
+                            stored_events += req.events.len();
+                        }
+                    }
+                    replies.push(Reply::Append(reply, result));
+                }
+                WriteOp::CreateKey(key, audit, reply) => {
+                    let result = with_savepoint(&tx, |sp| {
+                        insert_key(sp, &key)?;
+                        if let Some(event) = audit {
+                            let req = AppendRequest { events: vec![event], idempotency: None };
+                            append_one(sp, &req, received_at, &self.last_seq, &mut pending)?;
+                        }
+                        Ok(())
+                    });
+                    replies.push(Reply::Key(reply, result));
+                }
+                WriteOp::RevokeKey(id, at, audit, reply) => {
+                    let result = with_savepoint(&tx, |sp| {
+                        let changed = sp
+                            .execute(
+                                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                                params![id, at],
+                            )
+                            .map_err(|e| AppendError::Failed(fail(e)))?;
+                        if changed == 1 {
+                            if let Some(event) = audit {
+                                let req = AppendRequest { events: vec![event], idempotency: None };
+                                append_one(sp, &req, received_at, &self.last_seq, &mut pending)?;
+                            }
+                        }
+                        Ok(changed == 1)
+                    });
+                    replies.push(Reply::Revoke(reply, result));
+                }
+            }
+        }
+        self.commits_since_purge += 1;
+        if self.commits_since_purge >= 1000 {
+            self.commits_since_purge = 0;
+            // Expired idempotency records are dropped in passing; a failure here only delays it.
+            let _ = tx.execute("DELETE FROM idempotency WHERE created_at < ?1", [received_at - IDEMPOTENCY_WINDOW_MS]);
+        }
+        match tx.commit() {
+            Ok(()) => {
+                self.last_seq.extend(pending);
+                metrics::counter!("trailkeep_events_ingested_total").increment(stored_events as u64);
+                metrics::histogram!("trailkeep_commit_batch_events").record(stored_events as f64);
+                metrics::histogram!("trailkeep_commit_seconds").record(started.elapsed().as_secs_f64());
+                // A full notice channel already holds a wake-up; nothing is lost by dropping this one.
+                let _ = self.committed.try_send(());
+                for reply in replies {
+                    reply.send();
+                }
+            }
+            Err(e) => {
+                let message = fail(e);
+                tracing::error!(error = %message, "group commit failed");
+                for reply in replies {
+                    reply.fail(&message);
+                }
+            }
+        }
+    }
+}
+
+fn op_events(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Append(req, _) => req.events.len(),
+        WriteOp::CreateKey(..) | WriteOp::RevokeKey(..) => 1,
+    }
+}
+
+enum Reply {
+    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, Result<AppendOutcome, AppendError>),
+    Key(oneshot::Sender<Result<(), StoreError>>, Result<(), AppendError>),
+    Revoke(oneshot::Sender<Result<bool, StoreError>>, Result<bool, AppendError>),
+}
+
+fn to_store(e: AppendError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl Reply {
+    fn send(self) {
+        // A caller that went away (timed out, disconnected) no longer wants the answer; the write stands.
+        match self {
+            Reply::Append(tx, r) => drop(tx.send(r)),
+            Reply::Key(tx, r) => drop(tx.send(r.map_err(to_store))),
+            Reply::Revoke(tx, r) => drop(tx.send(r.map_err(to_store))),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        match self {
+            Reply::Append(tx, _) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
+            Reply::Key(tx, _) => drop(tx.send(Err(StoreError(message.to_owned())))),
+            Reply::Revoke(tx, _) => drop(tx.send(Err(StoreError(message.to_owned())))),
+        }
+    }
+}
+
+fn fail_all(ops: Vec<WriteOp>, message: &str) {
+    for op in ops {
+        match op {
+            WriteOp::Append(_, tx) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
+            WriteOp::CreateKey(_, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
+            WriteOp::RevokeKey(_, _, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
+        }
+    }
+}
+
+/// Runs `f` inside a savepoint: kept when it succeeds, rolled back (leaving the rest of the group intact)
+/// when it fails.
+fn with_savepoint<T>(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T, AppendError>,
+) -> Result<T, AppendError> {
+    tx.execute_batch("SAVEPOINT op").map_err(|e| AppendError::Failed(fail(e)))?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE op").map_err(|e| AppendError::Failed(fail(e)))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.execute_batch("ROLLBACK TO op; RELEASE op");
+            Err(e)
+        }
+    }
+}
+
+fn append_one(
+    conn: &Connection,
+    req: &AppendRequest,
+    received_at: i64,
+    committed: &HashMap<String, u64>,
+    pending: &mut HashMap<String, u64>,
+) -> Result<AppendOutcome, AppendError> {
+    let failed = |e: rusqlite::Error| AppendError::Failed(fail(e));
+    if let Some(claim) = &req.idempotency {
+        let found: Option<(Vec<u8>, String)> = conn
+            .prepare_cached(
+                "SELECT fingerprint, response FROM idempotency WHERE scope = ?1 AND key = ?2 AND created_at >= ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![claim.scope, claim.key, received_at - IDEMPOTENCY_WINDOW_MS], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(failed)?;
+        if let Some((fingerprint, response)) = found {
+            if fingerprint != claim.fingerprint {
+                return Err(AppendError::IdempotencyConflict);
+            }
+            let acks: Vec<Ack> = serde_json::from_str(&response).map_err(|e| AppendError::Failed(e.to_string()))?;
+            return Ok(AppendOutcome { acks, replayed: true });
+        }
+    }
+
+    // Undo the counters of this request if a later statement fails, since the savepoint rolls back.
+    let before = pending.clone();
+    let result = (|| {
+        let mut acks = Vec::with_capacity(req.events.len());
+        let mut insert = conn.prepare_cached(INSERT_EVENT).map_err(failed)?;
+        for event in &req.events {
+            let org = event.organization_id.as_str();
+            if event.client_id {
+                let existing: Option<(i64, i64)> = conn
+                    .prepare_cached("SELECT seq, received_at FROM events WHERE org_id = ?1 AND id = ?2")
+                    .and_then(|mut s| {
+                        s.query_row(params![org, event.id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(failed)?;
+                if let Some((seq, at)) = existing {
+                    acks.push(Ack { id: event.id, seq: seq as u64, received_at: at });
+                    continue;
+                }
+            }
+            let last = pending.get(org).or_else(|| committed.get(org)).copied().unwrap_or(0);
+            let seq = last + 1;
+            pending.insert(org.to_owned(), seq);
+            let stored = event.clone().into_event(seq, received_at);
+            let payload = serde_json::to_string(&stored).map_err(|e| AppendError::Failed(e.to_string()))?;
+            insert.execute(rusqlite::params_from_iter(event_params(&stored, payload))).map_err(failed)?;
+            acks.push(Ack { id: event.id, seq, received_at });
+        }
+        if let Some(claim) = &req.idempotency {
+            let response = serde_json::to_string(&acks).map_err(|e| AppendError::Failed(e.to_string()))?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, response, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![claim.scope, claim.key, claim.fingerprint.as_slice(), response, received_at])
+            })
+            .map_err(failed)?;
+        }
+        Ok(AppendOutcome { acks, replayed: false })
+    })();
+    if result.is_err() {
+        *pending = before;
+    }
+    result
+}
+
+fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), AppendError> {
+    let permissions: Vec<&str> = key.permissions.iter().map(|p| p.as_str()).collect();
+    conn.execute(
+        "INSERT INTO api_keys (id, name, prefix, hash, org_id, permissions, created_at, revoked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            key.id,
+            key.name,
+            key.prefix,
+            key.hash.as_slice(),
+            key.org.as_ref().map(|o| o.as_str()),
+            permissions.join(","),
+            key.created_at,
+            key.revoked_at
+        ],
+    )
+    .map_err(|e| AppendError::Failed(fail(e)))?;
+    Ok(())
+}

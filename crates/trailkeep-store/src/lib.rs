@@ -1,0 +1,187 @@
+//! The storage interface: what Trailkeep asks of any engine that keeps its logs.
+//!
+//! Handlers hold an `Arc<dyn Store>`; each engine (the embedded SQLite store today, PostgreSQL next)
+//! implements [`Store`] and must pass the same conformance suite (`conformance` feature). Every method
+//! that touches events takes the tenant — an [`OrgId`] inside a [`ReadScope`] or inside each event — so
+//! no query can be unscoped.
+//!
+//! **Invariant:** an `append` that returns `Ok` has been durably committed: each event has its `seq`, the
+//! organisation's sequence has no gap, and a crash after the return loses nothing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use trailkeep_core::cursor::{Cursor, Order};
+use trailkeep_core::{Event, Filter, NewEvent, OrgId, ProjectId};
+use uuid::Uuid;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// A claim that a request is a retry of an earlier one: the same `key` from the same `scope` (the API
+/// key that sent it) with the same body `fingerprint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+/// A batch to append, all or nothing.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub events: Vec<NewEvent>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// Where one appended event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub id: Uuid,
+    pub seq: u64,
+    pub received_at: i64,
+}
+
+/// The acknowledgement of a batch, one [`Ack`] per event in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub acks: Vec<Ack>,
+    /// True when an idempotency key matched an earlier request and nothing new was stored.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("idempotency key was already used with a different request body")]
+    IdempotencyConflict,
+    #[error("the write queue is full")]
+    Overloaded { retry_after: Duration },
+    #[error("store failure: {0}")]
+    Failed(String),
+}
+
+/// A store failure other than bad input: the disk, the database, a closed store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+/// Whose events a reader may see: one organisation, optionally narrowed to some of its projects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadScope {
+    pub org: OrgId,
+    /// `None` is the whole organisation; `Some` only events of these projects.
+    pub projects: Option<Vec<ProjectId>>,
+}
+
+impl ReadScope {
+    pub fn org(org: OrgId) -> ReadScope {
+        ReadScope { org, projects: None }
+    }
+}
+
+/// One page request over an organisation's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventQuery {
+    pub filter: Filter,
+    pub order: Order,
+    /// 1 to 1000.
+    pub limit: usize,
+    /// Resume strictly after this position.
+    pub after: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Present when more events may follow.
+    pub next: Option<Cursor>,
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    #[serde(rename = "events:write")]
+    EventsWrite,
+    #[serde(rename = "events:read")]
+    EventsRead,
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 3] = [Permission::EventsWrite, Permission::EventsRead, Permission::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::EventsWrite => "events:write",
+            Permission::EventsRead => "events:read",
+            Permission::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// An API key as stored: never the secret, only its SHA-256 hash and a short displayable prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the secret, to recognise a key in lists.
+    pub prefix: String,
+    pub hash: [u8; 32],
+    /// `None` for a platform key, which may act on every organisation.
+    pub org: Option<OrgId>,
+    pub permissions: Vec<Permission>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    pub fn allows(&self, permission: Permission) -> bool {
+        self.permissions.contains(&Permission::Admin) || self.permissions.contains(&permission)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// The engine behind the service.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends a batch atomically and durably, honouring idempotency claims and client-supplied ids
+    /// (an id already stored for the organisation is acknowledged with its original place, not stored
+    /// again).
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError>;
+
+    /// One page of the scope's timeline matching the query.
+    async fn list_events(&self, scope: &ReadScope, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// One event by id, if it belongs to the scope.
+    async fn get_event(&self, scope: &ReadScope, id: Uuid) -> Result<Option<Event>, StoreError>;
+
+    /// Stores a new key together with the event that records its creation, atomically.
+    async fn create_api_key(&self, key: ApiKeyRecord, audit: Option<NewEvent>) -> Result<(), StoreError>;
+
+    /// Marks a key revoked at `at` together with the event that records it; false when no active key
+    /// has that id.
+    async fn revoke_api_key(&self, id: &str, at: i64, audit: Option<NewEvent>) -> Result<bool, StoreError>;
+
+    /// The key whose secret hashes to `hash`, revoked or not.
+    async fn find_api_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Keys of one organisation, or every key when `org` is `None`; newest first.
+    async fn list_api_keys(&self, org: Option<&OrgId>) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Whether the store answers reads and accepts writes.
+    async fn ready(&self) -> Result<(), StoreError>;
+
+    /// Commits outstanding work and stops background tasks; appends after this fail.
+    async fn shutdown(&self);
+}
