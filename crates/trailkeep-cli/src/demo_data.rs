@@ -76,6 +76,7 @@ pub fn demo_orgs() -> Vec<DemoOrg> {
 ///
 /// Each event takes several kilobytes as a [`Value`]; to send a large demo in batches without
 /// holding all of it, use [`events`], which yields the same sequence one event at a time.
+#[allow(dead_code, reason = "the demo command streams with `events`; tests and other callers collect")]
 pub fn generate(seed: u64, now_ms: i64, days: u32, count: usize) -> Vec<Value> {
     events(seed, now_ms, days, count).collect()
 }
@@ -315,6 +316,10 @@ struct OrgWorld {
     org: DemoOrg,
     personas: Vec<Persona>,
     keys: Vec<KeyRef>,
+    /// The key deployments use, which also creates and changes project resources.
+    ci_key: usize,
+    /// The key automation uses for the management API; it never serves AI traffic.
+    admin_key: usize,
     /// Members by what they may do: owners and admins; everyone but viewers; members and viewers.
     admins: Vec<usize>,
     builders: Vec<usize>,
@@ -347,14 +352,18 @@ impl OrgWorld {
             keys.push(KeyRef::new(&org, format!("{} production", project.name), p, "production", keys.len()));
         }
         keys.push(KeyRef::new(&org, format!("{} staging", org.projects[0].name), 0, "staging", keys.len()));
+        let ci_key = keys.len();
         keys.push(KeyRef::new(&org, "CI deploy key".to_owned(), 0, "ci", keys.len()));
+        // Last, so that every key before it serves AI traffic.
+        let admin_key = keys.len();
+        keys.push(KeyRef::new(&org, "Admin automation".to_owned(), 0, "admin", keys.len()));
         let with_role = |roles: &[&str]| -> Vec<usize> {
             (0..org.members.len()).filter(|&i| roles.contains(&org.members[i].role)).collect()
         };
         let admins = with_role(&["owner", "admin"]);
         let builders = with_role(&["owner", "admin", "member"]);
         let juniors = with_role(&["member", "viewer"]);
-        OrgWorld { index, profile, org, personas, keys, admins, builders, juniors }
+        OrgWorld { index, profile, org, personas, keys, ci_key, admin_key, admins, builders, juniors }
     }
 
     /// The office's public address, shared by everyone working from head office.
@@ -1301,8 +1310,7 @@ fn admin_event(rng: &mut StdRng, w: &OrgWorld, spec: &Spec, at: i64) -> Value {
     {
         let m = *pick(rng, &w.juniors);
         acting = Acting::User(m);
-        let noun = if spec.noun.is_empty() { "this resource" } else { spec.noun };
-        error = Some(format!("permission denied: role {} cannot {} {noun}", w.org.members[m].role, spec.verb.0));
+        error = Some(format!("permission denied: the {} role does not allow {}", w.org.members[m].role, spec.action));
     }
     if rng.random_bool(NO_ACTOR_SHARE) {
         acting = Acting::Nobody;
@@ -1385,10 +1393,9 @@ fn project_target(w: &OrgWorld, p: usize) -> Value {
 }
 
 fn choose_actor(rng: &mut StdRng, w: &OrgWorld, who: Who) -> Acting {
-    let any_key = |rng: &mut StdRng| Acting::Key(rng.random_range(0..w.keys.len()));
     match who {
-        Who::Admin if rng.random_bool(0.08) => any_key(rng),
-        Who::Builder if rng.random_bool(0.06) => any_key(rng),
+        Who::Admin if rng.random_bool(0.08) => Acting::Key(w.admin_key),
+        Who::Builder if rng.random_bool(0.06) => Acting::Key(w.ci_key),
         Who::Admin => Acting::User(OrgWorld::one_of(rng, &w.admins)),
         Who::Builder => Acting::User(OrgWorld::one_of(rng, &w.builders)),
         Who::Anyone => Acting::User(rng.random_range(0..w.org.members.len())),
@@ -1909,7 +1916,7 @@ fn ai_event(rng: &mut StdRng, tables: &Tables, w: &OrgWorld, at: i64) -> Value {
         let m = OrgWorld::one_of(rng, &w.builders);
         (Acting::User(m), rng.random_range(0..w.org.projects.len()))
     } else {
-        let k = rng.random_range(0..w.keys.len());
+        let k = rng.random_range(0..w.admin_key);
         (Acting::Key(k), w.keys[k].project)
     };
     let model = choose_model(rng, tables, &w.org.projects[project].id);
@@ -2303,6 +2310,7 @@ fn slug(name: &str) -> String {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::net::IpAddr;
+    use std::sync::LazyLock;
 
     use super::*;
 
@@ -2339,8 +2347,10 @@ mod tests {
         "ai",
     ];
 
-    fn big() -> Vec<Value> {
-        generate(7, NOW, 30, 50_000)
+    /// The 50,000 events most tests inspect, generated once for the whole test binary.
+    fn big() -> &'static [Value] {
+        static BIG: LazyLock<Vec<Value>> = LazyLock::new(|| generate(7, NOW, 30, 50_000));
+        &BIG
     }
 
     fn str_at<'a>(event: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -2411,7 +2421,7 @@ mod tests {
         for spec in CATALOG {
             assert!(categories.contains(spec.category_name()), "{} never appears", spec.category_name());
         }
-        for event in &events {
+        for event in events {
             let action = event["action"].as_str().expect("every event has an action");
             assert!(is_valid_action(action), "bad action {action}");
         }
@@ -2463,7 +2473,7 @@ mod tests {
     fn actors_come_in_every_type_and_about_two_percent_of_events_have_none() {
         let events = big();
         let mut types: BTreeMap<&str, usize> = BTreeMap::new();
-        for event in &events {
+        for event in events {
             *types.entry(str_at(event, &["actor", "type"]).unwrap_or("none")).or_default() += 1;
         }
         for kind in ["user", "system", "api_key", "webhook", "service"] {
@@ -2489,10 +2499,23 @@ mod tests {
     }
 
     #[test]
+    fn ai_traffic_never_runs_on_the_admin_automation_key() {
+        let admin_keys: BTreeSet<String> =
+            demo_orgs().iter().map(|o| stable_id("key", &[&o.id, "Admin automation"])).collect();
+        let used: Vec<&str> = big().iter().filter_map(|e| e.get("ai")?.get("api_key_id")?.as_str()).collect();
+        assert!(!used.is_empty());
+        assert!(used.iter().all(|id| !admin_keys.contains(*id)));
+        let admin_actions = big().iter().filter(|e| {
+            str_at(e, &["actor", "id"]).is_some_and(|id| admin_keys.contains(id)) && e["action"] != "ai.request"
+        });
+        assert!(admin_actions.count() > 0, "the admin key never acts");
+    }
+
+    #[test]
     fn addresses_come_only_from_the_documentation_ranges_and_some_are_ipv6() {
         let mut v6 = 0;
         for event in big() {
-            let Some(ip) = str_at(&event, &["context", "ip"]) else {
+            let Some(ip) = str_at(event, &["context", "ip"]) else {
                 continue;
             };
             match ip.parse::<IpAddr>().expect("ip parses") {
@@ -2515,11 +2538,11 @@ mod tests {
     #[test]
     fn events_write_no_nulls_small_metadata_and_reserved_mail_domains() {
         for event in big() {
-            assert!(!has_null(&event), "null in {event}");
+            assert!(!has_null(event), "null in {event}");
             if let Some(metadata) = event.get("metadata") {
                 assert!(metadata.to_string().len() < 2048, "metadata too large: {metadata}");
             }
-            if let Some(email) = str_at(&event, &["actor", "email"]) {
+            if let Some(email) = str_at(event, &["actor", "email"]) {
                 assert!(email.ends_with(".example"), "{email} is not a reserved domain");
             }
         }

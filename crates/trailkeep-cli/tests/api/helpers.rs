@@ -1,0 +1,91 @@
+//! Starting a real server for a test: a fresh data directory, a listener on `127.0.0.1:0` bound before
+//! the server starts (so there is nothing to wait for), and a client holding the platform admin key.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use trailkeep_client::Client;
+use trailkeep_server::{App, Config, serve};
+use trailkeep_wire::CreateKeyRequest;
+
+pub struct TestApp {
+    /// The platform admin key's client.
+    pub admin: Client,
+    pub base_url: String,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut config = Config { data_dir: data_dir.clone(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    adjust(&mut config);
+    let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = App::build(&config).await.expect("build app");
+    let key = app.new_admin_key.clone().expect("a fresh data directory gets an admin key");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    let admin = Client::new(&base_url, Some(key)).unwrap();
+    TestApp { admin, base_url, data_dir, _dir: dir, shutdown: Some(tx), task: Some(task) }
+}
+
+impl TestApp {
+    /// A client with a new key limited to `org`, with the given permissions.
+    pub async fn org_client(&self, org: &str, permissions: &[&str]) -> Client {
+        let created = self
+            .admin
+            .create_key(&CreateKeyRequest {
+                name: format!("test key for {org}"),
+                organization_id: Some(org.to_owned()),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            })
+            .await
+            .expect("create key");
+        self.admin.with_key(created.key)
+    }
+
+    /// Stops the server gracefully and waits until its store is closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+
+    /// Polls until a full-text query sees `expected` events (the index is asynchronous), or gives up
+    /// after a generous bound and returns what it saw last.
+    pub async fn wait_for_text(&self, org: &str, text: &str, expected: usize) -> usize {
+        let mut seen = 0;
+        for _ in 0..200 {
+            let page = self
+                .admin
+                .list_events(&[("organization_id", org), ("text", text), ("limit", "1000")])
+                .await
+                .expect("text query");
+            seen = page.data.len();
+            if seen >= expected {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        seen
+    }
+}
+
+/// A minimal valid event for `org`.
+pub fn event(org: &str, action: &str) -> Value {
+    json!({ "organization_id": org, "action": action })
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real server on loopback, driven through the client crate.
+
+mod crash;
+mod helpers;
+mod ingest;
