@@ -1,0 +1,201 @@
+//! The conformance suite: the behaviour every [`Store`] must show, written once and run against each
+//! engine with [`store_conformance_tests!`](crate::store_conformance_tests).
+//!
+//! An engine's test file provides a factory returning a fresh, empty store and a guard that keeps its
+//! resources (a temporary directory, a database) alive for the test; the macro expands to one test per
+//! function here. A behaviour that differs between engines is a bug in one of them.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde_json::Map;
+use trailkeep_core::cursor::Order;
+use trailkeep_core::{Action, Filter, NewEvent, OrgId, Outcome, ProjectId};
+use uuid::Uuid;
+
+use crate::{ApiKeyRecord, AppendError, AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope, Store};
+
+/// A fresh store and whatever must live as long as it.
+pub type Fixture = (Arc<dyn Store>, Box<dyn Any + Send>);
+
+/// A valid event of `org` with `action`, occurring at `at`.
+pub fn new_event(org: &str, action: &str, at: i64) -> NewEvent {
+    let action = Action::parse(action).expect("valid action");
+    NewEvent {
+        id: Uuid::now_v7(),
+        client_id: false,
+        organization_id: OrgId::parse(org).expect("valid org"),
+        project_id: None,
+        category: action.first_segment().to_owned(),
+        action,
+        occurred_at: at,
+        actor: None,
+        targets: Vec::new(),
+        context: Default::default(),
+        description: None,
+        outcome: Outcome::Success,
+        error: None,
+        changes: Vec::new(),
+        metadata: Map::new(),
+        ai: None,
+    }
+}
+
+fn org(s: &str) -> OrgId {
+    OrgId::parse(s).expect("valid org")
+}
+
+fn query(limit: usize) -> EventQuery {
+    EventQuery { filter: Filter::default(), order: Order::Desc, limit, after: None }
+}
+
+async fn append(store: &dyn Store, events: Vec<NewEvent>) -> Vec<u64> {
+    let outcome = store.append(AppendRequest { events, idempotency: None }).await.expect("append");
+    outcome.acks.iter().map(|a| a.seq).collect()
+}
+
+pub async fn append_numbers_each_organisation_from_one_without_gaps(store: &dyn Store) {
+    assert_eq!(append(store, vec![new_event("a", "x.y", 1), new_event("a", "x.y", 2)]).await, vec![1, 2]);
+    assert_eq!(append(store, vec![new_event("b", "x.y", 1)]).await, vec![1]);
+    assert_eq!(append(store, vec![new_event("a", "x.y", 3), new_event("b", "x.y", 2)]).await, vec![3, 2]);
+}
+
+pub async fn idempotency_replays_the_same_body_and_refuses_another(store: &dyn Store) {
+    let claim = IdempotencyClaim { scope: "key_1".into(), key: "k".into(), fingerprint: [1; 32] };
+    let first = store
+        .append(AppendRequest { events: vec![new_event("a", "x.y", 1)], idempotency: Some(claim.clone()) })
+        .await
+        .unwrap();
+    let again = store
+        .append(AppendRequest { events: vec![new_event("a", "x.y", 1)], idempotency: Some(claim.clone()) })
+        .await
+        .unwrap();
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(first.acks, again.acks);
+    let other = IdempotencyClaim { fingerprint: [2; 32], ..claim.clone() };
+    let conflict =
+        store.append(AppendRequest { events: vec![new_event("a", "x.y", 1)], idempotency: Some(other) }).await;
+    assert_eq!(conflict, Err(AppendError::IdempotencyConflict));
+    // The same key from another scope is another request.
+    let elsewhere = IdempotencyClaim { scope: "key_2".into(), ..claim };
+    let third = store
+        .append(AppendRequest { events: vec![new_event("a", "x.y", 1)], idempotency: Some(elsewhere) })
+        .await
+        .unwrap();
+    assert_eq!(third.acks[0].seq, 2);
+    assert_eq!(store.list_events(&ReadScope::org(org("a")), &query(10)).await.unwrap().events.len(), 2);
+}
+
+pub async fn a_client_id_is_stored_once_per_organisation(store: &dyn Store) {
+    let mut event = new_event("a", "x.y", 1);
+    event.client_id = true;
+    let first = store.append(AppendRequest { events: vec![event.clone()], idempotency: None }).await.unwrap();
+    let again = store
+        .append(AppendRequest { events: vec![event.clone(), new_event("a", "x.z", 2)], idempotency: None })
+        .await
+        .unwrap();
+    assert_eq!(again.acks[0], first.acks[0]);
+    assert_eq!(again.acks[1].seq, 2);
+    let mut in_b = event;
+    in_b.organization_id = org("b");
+    let b = store.append(AppendRequest { events: vec![in_b], idempotency: None }).await.unwrap();
+    assert_eq!(b.acks[0].seq, 1, "another organisation's log is separate");
+}
+
+pub async fn listing_is_scoped_ordered_and_paged_by_cursor(store: &dyn Store) {
+    let events: Vec<NewEvent> = (0..25).map(|i| new_event("a", "x.y", 1000 + i)).collect();
+    append(store, events).await;
+    append(store, vec![new_event("b", "x.y", 5000)]).await;
+    let scope = ReadScope::org(org("a"));
+    let mut seen = Vec::new();
+    let mut q = query(10);
+    loop {
+        let page = store.list_events(&scope, &q).await.unwrap();
+        seen.extend(page.events.iter().map(|e| e.occurred_at));
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1000..1025).rev().collect::<Vec<_>>());
+    let asc = store.list_events(&scope, &EventQuery { order: Order::Asc, ..query(3) }).await.unwrap();
+    assert_eq!(asc.events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![1000, 1001, 1002]);
+}
+
+pub async fn a_project_scope_sees_only_its_projects(store: &dyn Store) {
+    let mut in_p = new_event("a", "x.y", 1);
+    in_p.project_id = Some(ProjectId::parse("p").unwrap());
+    let mut in_q = new_event("a", "x.y", 2);
+    in_q.project_id = Some(ProjectId::parse("q").unwrap());
+    let no_project = new_event("a", "x.y", 3);
+    let ids: Vec<Uuid> = vec![in_p.id, in_q.id, no_project.id];
+    append(store, vec![in_p, in_q, no_project]).await;
+    let scope = ReadScope { org: org("a"), projects: Some(vec![ProjectId::parse("p").unwrap()]) };
+    let page = store.list_events(&scope, &query(10)).await.unwrap();
+    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert!(store.get_event(&scope, ids[0]).await.unwrap().is_some());
+    assert!(store.get_event(&scope, ids[1]).await.unwrap().is_none());
+    assert!(store.get_event(&scope, ids[2]).await.unwrap().is_none());
+    assert!(store.get_event(&ReadScope::org(org("b")), ids[0]).await.unwrap().is_none());
+}
+
+fn key(id: &str, org_id: Option<&str>, hash: u8) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        name: format!("{id} name"),
+        prefix: "tk_abc".into(),
+        hash: [hash; 32],
+        org: org_id.map(org),
+        permissions: vec![Permission::EventsRead],
+        created_at: 1,
+        revoked_at: None,
+    }
+}
+
+pub async fn keys_are_created_found_listed_and_revoked_with_their_audit_events(store: &dyn Store) {
+    store.create_api_key(key("k1", Some("a"), 1), Some(new_event("a", "api_key.created", 1))).await.unwrap();
+    store.create_api_key(key("k2", None, 2), None).await.unwrap();
+    assert_eq!(store.find_api_key(&[1; 32]).await.unwrap().map(|k| k.id), Some("k1".into()));
+    assert_eq!(store.find_api_key(&[9; 32]).await.unwrap(), None);
+    assert_eq!(store.list_api_keys(Some(&org("a"))).await.unwrap().len(), 1);
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 2);
+    assert!(store.revoke_api_key("k1", 7, Some(new_event("a", "api_key.revoked", 7))).await.unwrap());
+    assert!(!store.revoke_api_key("k1", 8, Some(new_event("a", "api_key.revoked", 8))).await.unwrap());
+    assert_eq!(store.get_api_key("k1").await.unwrap().and_then(|k| k.revoked_at), Some(7));
+    let log = store.list_events(&ReadScope::org(org("a")), &query(10)).await.unwrap().events;
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, vec!["api_key.revoked", "api_key.created"], "a failed revoke records nothing");
+}
+
+pub async fn appends_after_shutdown_fail_and_nothing_is_lost_before_it(store: &dyn Store) {
+    append(store, vec![new_event("a", "x.y", 1)]).await;
+    store.shutdown().await;
+    let after = store.append(AppendRequest { events: vec![new_event("a", "x.y", 2)], idempotency: None }).await;
+    assert!(matches!(after, Err(AppendError::Failed(_))));
+}
+
+/// Expands to one `#[tokio::test]` per conformance function, each on a fresh store from `$factory`
+/// (an `async fn() -> Fixture`).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::store_conformance_tests!(@each $factory;
+            append_numbers_each_organisation_from_one_without_gaps,
+            idempotency_replays_the_same_body_and_refuses_another,
+            a_client_id_is_stored_once_per_organisation,
+            listing_is_scoped_ordered_and_paged_by_cursor,
+            a_project_scope_sees_only_its_projects,
+            keys_are_created_found_listed_and_revoked_with_their_audit_events,
+            appends_after_shutdown_fail_and_nothing_is_lost_before_it,
+        );
+    };
+    (@each $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $factory().await;
+                $crate::conformance::$name(store.as_ref()).await;
+            }
+        )*
+    };
+}
