@@ -116,3 +116,30 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Gives errors produced outside the handlers (method not allowed, timeouts, panics) the same envelope
+/// as every other error.
+pub async fn envelope_bare_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this endpoint does not take that method"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long; try again"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        s if s.is_server_error() => ("internal", "the service failed to complete the request; try again"),
+        _ => ("bad_request", "the request could not be handled"),
+    };
+    let mut replaced = ApiError::new(status, code, message).into_response();
+    if let Some(retry) = response.headers().get(header::RETRY_AFTER) {
+        replaced.headers_mut().insert(header::RETRY_AFTER, retry.clone());
+    }
+    replaced
+}
