@@ -204,6 +204,13 @@ pub fn parse_batch(body: &[u8], cx: IngestContext<'_>) -> Result<Vec<NewEvent>, 
     raw_events.iter().enumerate().map(|(i, raw)| parse_event(raw.get(), &format!("events[{i}]"), cx)).collect()
 }
 
+/// Whether a body holds a batch, `{"events": [...]}`, rather than one event: the JSON paths of a batch's
+/// events start with `events[i]`. Meant for bodies [`parse_batch`] accepted.
+pub fn is_batch(body: &[u8]) -> bool {
+    serde_json::from_slice::<std::collections::BTreeMap<String, &RawValue>>(body)
+        .is_ok_and(|top| top.contains_key("events"))
+}
+
 fn join(prefix: &str, field: &str) -> String {
     match (prefix.is_empty(), field.is_empty()) {
         (true, _) => field.to_owned(),
@@ -218,6 +225,11 @@ fn strip_position(message: &str) -> &str {
         Some(i) => &message[..i],
         None => message,
     }
+}
+
+/// The key named by serde's "duplicate field `key`" error.
+fn duplicate_key(message: &str) -> Option<&str> {
+    message.strip_prefix("duplicate field `")?.strip_suffix('`')
 }
 
 /// Parses and validates one event's JSON text; `prefix` is its path in the request (`events[3]`).
@@ -238,7 +250,13 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
         let inner = e.into_inner();
         let kind = if inner.is_syntax() || inner.is_eof() { ErrorKind::Malformed } else { ErrorKind::Invalid };
         let code = if inner.is_syntax() || inner.is_eof() { "invalid_json" } else { "invalid_field" };
-        ValidationError::new(kind, code, join(prefix, &path), strip_position(&inner.to_string()))
+        let message = strip_position(&inner.to_string()).to_owned();
+        // A repeated key is reported at the object holding it; the key itself is the field at fault.
+        let path = match duplicate_key(&message) {
+            Some(key) => join(&path, key),
+            None => path,
+        };
+        ValidationError::new(kind, code, join(prefix, &path), message)
     })?;
     let field = |name: &str| join(prefix, name);
     let check_short = |value: Option<String>, name: &str| -> Result<Option<String>, ValidationError> {
@@ -615,6 +633,14 @@ mod tests {
             err(r#"{"organization_id":"a","action":"x","ai":{"usage":{"input_tokens":-1}}}"#),
             (ErrorKind::Invalid, "invalid_field", "ai.usage.input_tokens".into())
         );
+        assert_eq!(
+            err(r#"{"organization_id":"a","action":"x","action":"y"}"#),
+            (ErrorKind::Invalid, "invalid_field", "action".into())
+        );
+        assert_eq!(
+            err(r#"{"events":[{"organization_id":"a","action":"x","actor":{"type":"user","type":"system"}}]}"#),
+            (ErrorKind::Invalid, "invalid_field", "events[0].actor.type".into())
+        );
     }
 
     #[test]
@@ -668,6 +694,13 @@ mod tests {
         assert_eq!(err("[]").0, ErrorKind::Malformed);
         let e = parse_batch(b"\xff\xfe", IngestContext { limits: &Limits::default(), now_ms: NOW, default_org: None });
         assert_eq!(e.unwrap_err().kind, ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn a_batch_is_told_from_one_event_whatever_its_spacing() {
+        assert!(is_batch(br#"{"events":[{"action":"x"}]}"#));
+        assert!(is_batch(b"  {\n \"events\" : [ {\"action\": \"x\"} ] }"));
+        assert!(!is_batch(br#"{"action":"x","organization_id":"a"}"#));
     }
 
     #[test]

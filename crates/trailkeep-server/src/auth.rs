@@ -5,6 +5,7 @@
 //! for each; revoking a key through this node clears it from the cache at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,12 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 /// outside SHA-256.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<[u8; 32], (Instant, Option<ApiKeyRecord>)>>,
+    entries: RwLock<HashMap<[u8; 32], CachedKey>>,
+    /// Bumped by every revocation, so that a lookup which started before it cannot cache the old record.
+    generation: AtomicU64,
 }
+
+type CachedKey = (Instant, Option<ApiKeyRecord>);
 
 impl KeyCache {
     pub async fn lookup(&self, store: &dyn Store, hash: [u8; 32]) -> Result<Option<ApiKeyRecord>, ApiError> {
@@ -50,8 +55,13 @@ impl KeyCache {
                 return Ok(record.clone());
             }
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let record = store.find_api_key(&hash).await?;
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // A key was revoked meanwhile: this answer may predate it, so use it once but keep it out.
+            return Ok(record);
+        }
         if entries.len() > 100_000 {
             entries.clear();
         }
@@ -60,6 +70,7 @@ impl KeyCache {
     }
 
     pub fn forget(&self, key_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use trailkeep_core::cursor::{Cursor, Order};
 use trailkeep_core::time::format_millis;
-use trailkeep_core::validate::{IngestContext, parse_batch};
+use trailkeep_core::validate::{IngestContext, is_batch, parse_batch};
 use trailkeep_core::{Event, Filter};
 use trailkeep_store::{AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope};
 use trailkeep_wire::{CreateEventsResponse, EventAck, EventPage};
@@ -80,11 +80,8 @@ pub async fn create_events(
     )?;
     for (i, event) in events.iter().enumerate() {
         if !principal.covers(&event.organization_id) {
-            let field = if events.len() == 1 && !body.starts_with(b"{\"events\"") {
-                "organization_id".to_owned()
-            } else {
-                format!("events[{i}].organization_id")
-            };
+            let field =
+                if is_batch(&body) { format!("events[{i}].organization_id") } else { "organization_id".to_owned() };
             return Err(ApiError::forbidden("this key may not write to that organisation").with_field(field));
         }
     }

@@ -56,9 +56,11 @@ impl Sql {
 }
 
 /// Quotes user text as one FTS5 phrase: the words must appear adjacent and in order. Quotes inside are
-/// doubled, so FTS5 operators in the text (`OR`, `NEAR`, `*`, `:`) are plain words.
+/// doubled, so FTS5 operators in the text (`OR`, `NEAR`, `*`, `:`) are plain words. FTS5 reads a query
+/// only up to its first NUL, which would leave the phrase unterminated; a NUL separates words like any
+/// other character that is not part of one, so it becomes a space.
 pub fn fts_phrase(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
+    format!("\"{}\"", text.replace('"', "\"\"").replace('\0', " "))
 }
 
 fn action_condition(sql: &mut Sql, patterns: &[ActionPattern]) -> String {
@@ -127,19 +129,16 @@ fn bind_number(sql: &mut Sql, v: f64) -> String {
 
 fn metadata_condition(sql: &mut Sql, key: &str, values: &[String]) -> String {
     let path = sql.bind_text(&format!("$.metadata.\"{}\"", key.replace('"', "")));
-    let mut alternatives = Vec::new();
-    for v in values {
-        alternatives.push(sql.bind_text(v));
-        if let Ok(n) = v.parse::<f64>() {
-            alternatives.push(sql.bind(SqlValue::Real(n)));
-        }
-        match v.as_str() {
-            "true" => alternatives.push(sql.bind(SqlValue::Integer(1))),
-            "false" => alternatives.push(sql.bind(SqlValue::Integer(0))),
-            _ => {}
-        }
-    }
-    format!("json_extract(payload, {path}) IN ({})", alternatives.join(", "))
+    let alternatives: Vec<String> = values.iter().map(|v| sql.bind_text(v)).collect();
+    // Compared as text: a string by its value, a number or a boolean by its JSON spelling. SQLite reads
+    // `true` as the integer 1, so comparing extracted values would let `1` match `true` and `1.0`.
+    // Objects, arrays and null match nothing.
+    format!(
+        "(CASE json_type(payload, {path}) WHEN 'text' THEN json_extract(payload, {path}) \
+         WHEN 'integer' THEN payload -> {path} WHEN 'real' THEN payload -> {path} \
+         WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END) IN ({})",
+        alternatives.join(", ")
+    )
 }
 
 fn predicate_condition(sql: &mut Sql, predicate: &Predicate) -> String {

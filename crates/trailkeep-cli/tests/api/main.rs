@@ -5,3 +5,7 @@ mod crash;
 mod helpers;
 mod http;
 mod ingest;
+mod isolation;
+mod malformed;
+mod pagination;
+mod query;
