@@ -1,14 +1,17 @@
 //! Trailkeep's domain: what an audit event is, how raw input becomes a valid event, how actions and
-//! action patterns are spelled, and the query language that every reader speaks.
+//! action patterns are spelled, the query language that every reader speaks, and the integrity
+//! primitives — RFC 9162 Merkle trees with their proofs, and signed checkpoints.
 //!
 //! This crate performs no I/O. It knows nothing of HTTP, SQL or the async runtime, so that every rule
 //! here can be tested in isolation and reused by the server, the CLI and the stores alike.
 
 pub mod action;
+pub mod checkpoint;
 pub mod cursor;
 pub mod event;
 pub mod filter;
 pub mod ids;
+pub mod merkle;
 pub mod query;
 pub mod time;
 pub mod validate;

@@ -1,0 +1,88 @@
+//! The real server, in-process: a fresh data directory, `App::build`, then `serve` on `127.0.0.1:0`,
+//! driven through the client crate with the bootstrap admin key.
+//!
+//! [`Prepared`] is a built but not yet serving app, so a phase can fill its store directly before the
+//! first request; [`Server`] is one that serves, stopped by [`Server::stop`], which drains in-flight
+//! commits (and lets the full-text indexer finish) before the data directory is removed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use trailkeep_client::Client;
+use trailkeep_server::{App, Config, serve};
+use trailkeep_store::Store;
+
+/// A fresh data directory under `parent`, removed when dropped.
+pub fn scratch_dir(parent: &Path, label: &str) -> anyhow::Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("trailkeep-bench-{label}-"))
+        .tempdir_in(parent)
+        .context("cannot create a scratch directory")
+}
+
+/// An app built on a fresh data directory, not yet serving.
+pub struct Prepared {
+    app: App,
+    admin_key: String,
+    dir: TempDir,
+}
+
+impl Prepared {
+    pub async fn build(parent: &Path, label: &str) -> anyhow::Result<Prepared> {
+        let dir = scratch_dir(parent, label)?;
+        let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        let app = App::build(&config).await.context("cannot build the server")?;
+        let admin_key = app.new_admin_key.clone().context("a fresh data directory should yield an admin key")?;
+        Ok(Prepared { app, admin_key, dir })
+    }
+
+    /// The store the app serves from.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.app.state.store.clone()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Binds `127.0.0.1:0` and serves until [`Server::stop`].
+    pub async fn serve(self) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, self.app, async {
+            let _ = stopped.await;
+        }));
+        let client = Client::new(&url, Some(self.admin_key))?;
+        client.ready().await.context("the server did not become ready")?;
+        Ok(Server { client, stop, task, dir: self.dir })
+    }
+}
+
+/// A serving app.
+pub struct Server {
+    pub client: Client,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+    dir: TempDir,
+}
+
+impl Server {
+    /// A server on a fresh data directory under `parent`.
+    pub async fn start(parent: &Path, label: &str) -> anyhow::Result<Server> {
+        Prepared::build(parent, label).await?.serve().await
+    }
+
+    /// Stops serving, waits for the store to drain, then removes the data directory.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("the server task panicked")??;
+        drop(self.dir);
+        Ok(())
+    }
+}

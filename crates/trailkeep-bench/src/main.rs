@@ -1,0 +1,167 @@
+//! `trailkeep-bench`: measures, in one run, what Trailkeep promises about throughput and latency.
+//!
+//! (a) HTTP batch ingest through the real server and client, and how soon the last event is
+//! searchable; (b) one-event requests from many concurrent clients; (c) the raw SQLite engine writing
+//! the same rows, without and with FTS5, as the ceilings (a) is judged against; (d) p50/p99 latency of
+//! five typical queries on a store of a million events. Results go to stdout as a table, and with
+//! `--out` to a Markdown section; progress goes to stderr.
+//!
+//! ```sh
+//! cargo run --release -p trailkeep-bench -- [--events N] [--query-events N] [--out FILE]
+//! ```
+
+mod batch_ingest;
+mod dataset;
+mod engine;
+mod harness;
+mod probe;
+mod queries;
+mod report;
+mod single_ingest;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+
+use crate::dataset::{Population, generate, marker_word};
+use crate::report::{Machine, Report};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    /// HTTP batch ingest and the searchability check.
+    A,
+    /// One event per request from many clients.
+    B,
+    /// The raw SQLite engine, without and with FTS5.
+    C,
+    /// Query latency on a large store.
+    D,
+}
+
+/// Measures Trailkeep's ingest throughput, the raw engine's ceilings and query latency against the
+/// project's targets.
+#[derive(Debug, Parser)]
+#[command(name = "trailkeep-bench")]
+struct Args {
+    /// Events sent in batches of 1,000 in phase (a) and written by the raw engine in phase (c).
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Events in the store that phase (d) queries.
+    #[arg(long, default_value_t = 1_000_000)]
+    query_events: u64,
+    /// One-event requests in phase (b).
+    #[arg(long, default_value_t = 40_000)]
+    single_events: u64,
+    /// Concurrent clients in phase (b).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Concurrent batch senders in phase (a).
+    #[arg(long, default_value_t = 4)]
+    senders: usize,
+    /// Measured runs of each query in phase (d).
+    #[arg(long, default_value_t = 200)]
+    query_runs: usize,
+    /// Seed of the event generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Phases to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d")]
+    phases: Vec<Phase>,
+    /// Where the scratch data directories go (default: the system's temporary directory). It should be
+    /// on the kind of disk being measured: fsync speed decides the ingest figures.
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+    /// Also write the results as a Markdown section to FILE (replacing its contents).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl Args {
+    /// The command that reproduces this run, without machine-specific paths.
+    fn command(&self) -> String {
+        let mut command = format!(
+            "cargo run --release -p trailkeep-bench -- --events {} --query-events {}",
+            self.events, self.query_events
+        );
+        let defaults = Args::parse_from(["trailkeep-bench"]);
+        let mut flag = |name: &str, value: String, default: String| {
+            if value != default {
+                command.push_str(&format!(" --{name} {value}"));
+            }
+        };
+        flag("single-events", self.single_events.to_string(), defaults.single_events.to_string());
+        flag("clients", self.clients.to_string(), defaults.clients.to_string());
+        flag("senders", self.senders.to_string(), defaults.senders.to_string());
+        flag("query-runs", self.query_runs.to_string(), defaults.query_runs.to_string());
+        flag("seed", self.seed.to_string(), defaults.seed.to_string());
+        let phases = |p: &[Phase]| p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(",");
+        flag("phases", phases(&self.phases), phases(&defaults.phases));
+        command
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scratch = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&scratch).context("cannot create the scratch directory")?;
+    let run = |p: Phase| args.phases.contains(&p);
+    let population = Arc::new(Population::new(args.seed));
+
+    let mut report = Report {
+        command: args.command(),
+        machine: Machine::detect(),
+        mean_event_bytes: None,
+        batch: None,
+        single: None,
+        engine: None,
+        queries: None,
+    };
+
+    if run(Phase::A) || run(Phase::B) || run(Phase::C) {
+        eprintln!("generating {} events", stats::thousands(args.events as f64));
+        let events = Arc::new(generate(&population, args.seed, args.events.max(1), trailkeep_server::now_ms()));
+        report.mean_event_bytes = Some(events.iter().map(String::len).sum::<usize>() as f64 / events.len() as f64);
+
+        if run(Phase::A) {
+            let last: serde_json::Value = serde_json::from_str(events.last().context("no events")?)?;
+            let marker_org = last["organization_id"].as_str().context("the last event has no organisation")?;
+            let figures =
+                batch_ingest::run(&events, &marker_word(args.seed), marker_org, args.senders, &scratch).await?;
+            eprintln!("(a) done: {:.1} s", figures.elapsed.as_secs_f64());
+            report.batch = Some(figures);
+        }
+        if run(Phase::B) {
+            let figures =
+                single_ingest::run(events.clone(), args.single_events as usize, args.clients, &scratch).await?;
+            eprintln!("(b) done: {:.1} s", figures.elapsed.as_secs_f64());
+            report.single = Some(figures);
+        }
+        if run(Phase::C) {
+            let (events, scratch) = (events.clone(), scratch.clone());
+            let figures = tokio::task::spawn_blocking(move || engine::run(&events, &scratch))
+                .await
+                .context("the engine phase panicked")??;
+            eprintln!("(c) done");
+            report.engine = Some(figures);
+        }
+    }
+    if run(Phase::D) {
+        let figures =
+            queries::run(population.clone(), args.seed, args.query_events.max(1), args.query_runs.max(1), &scratch)
+                .await?;
+        eprintln!("(d) done");
+        report.queries = Some(figures);
+    }
+
+    println!("{}", report.table());
+    if let Some(path) = &args.out {
+        let measured_at = trailkeep_core::time::format_millis(trailkeep_server::now_ms());
+        std::fs::write(path, report.markdown(&measured_at))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

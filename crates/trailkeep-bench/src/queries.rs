@@ -1,0 +1,224 @@
+//! Phase (d): query latency on a store holding many events.
+//!
+//! The store is filled through its own append path (`Store::append`, in requests of [`LOAD_BATCH`]
+//! events, two in flight) rather than over HTTP, which would only make loading slower; a blocking
+//! thread generates and validates the next requests meanwhile. Once the full-text indexer has caught up
+//! (its watermark in `search.db` reaches the newest row), the server starts serving the same store and
+//! each of five typical queries runs [`WARMUP`] times unmeasured, then `runs` times measured, one at a
+//! time over HTTP through the client. Parameters vary from run to run: the organisation rotates, and
+//! actors and words are drawn at random.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rusqlite::{Connection, OpenFlags};
+use tokio::task::JoinSet;
+use trailkeep_core::NewEvent;
+use trailkeep_core::validate::{IngestContext, parse_event};
+use trailkeep_store::AppendRequest;
+
+use crate::dataset::{Generator, Org, Population, TOPICS};
+use crate::harness::Prepared;
+use crate::stats::{Samples, progress};
+
+/// Events per append while loading.
+pub const LOAD_BATCH: u64 = 5000;
+/// Unmeasured runs of each query before the measured ones.
+pub const WARMUP: usize = 10;
+/// The p99 targets, in milliseconds.
+pub const FILTERED_TARGET_MS: f64 = 50.0;
+pub const FULL_TEXT_TARGET_MS: f64 = 200.0;
+
+/// The five typical queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Recent,
+    ActionWildcard,
+    Actor,
+    FullText,
+    CostRange,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 5] = [Shape::Recent, Shape::ActionWildcard, Shape::Actor, Shape::FullText, Shape::CostRange];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Recent => "org + last 24 h, newest 50",
+            Shape::ActionWildcard => "action wildcard",
+            Shape::Actor => "actor",
+            Shape::FullText => "full-text",
+            Shape::CostRange => "AI cost range",
+        }
+    }
+
+    /// The query string, with placeholders for what varies.
+    pub fn example(self) -> &'static str {
+        match self {
+            Shape::Recent => "range=24h&limit=50",
+            Shape::ActionWildcard => "action=api_key.*&limit=50",
+            Shape::Actor => "actor=<email>&limit=50",
+            Shape::FullText => "text=<word>&limit=50",
+            Shape::CostRange => "cost_min=0.5&limit=50",
+        }
+    }
+
+    pub fn target_ms(self) -> f64 {
+        if self == Shape::FullText { FULL_TEXT_TARGET_MS } else { FILTERED_TARGET_MS }
+    }
+
+    fn params(self, org: &Org, rng: &mut StdRng) -> Vec<(&'static str, String)> {
+        let mut params = vec![("organization_id", org.id.clone())];
+        match self {
+            Shape::Recent => params.push(("range", "24h".into())),
+            Shape::ActionWildcard => params.push(("action", "api_key.*".into())),
+            Shape::Actor => {
+                let member = &org.members[rng.random_range(0..org.members.len())];
+                params.push(("actor", member.email.clone()));
+            }
+            Shape::FullText => params.push(("text", (*TOPICS.choose(rng).unwrap_or(&"invoice")).to_owned())),
+            Shape::CostRange => params.push(("cost_min", "0.5".into())),
+        }
+        params.push(("limit", "50".into()));
+        params
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryFigures {
+    pub shape: Shape,
+    pub latency: Samples,
+    /// Events returned, over all measured runs.
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryPhase {
+    pub events: u64,
+    pub load: Duration,
+    /// From the end of loading until the full-text index held every event.
+    pub index_lag: Duration,
+    pub queries: Vec<QueryFigures>,
+}
+
+/// Fills `store` with `total` generated events; returns when every append is acknowledged.
+async fn load(
+    store: Arc<dyn trailkeep_store::Store>,
+    population: Arc<Population>,
+    seed: u64,
+    total: u64,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<NewEvent>>(2);
+    let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut generator = Generator::new(population, seed, total, now_ms);
+        let limits = trailkeep_core::Limits::default();
+        let cx = IngestContext { limits: &limits, now_ms, default_org: None };
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(LOAD_BATCH);
+            let batch = (0..n)
+                .map(|_| parse_event(&generator.next_event(), "", cx))
+                .collect::<Result<Vec<_>, _>>()
+                .context("a generated event is invalid")?;
+            if tx.blocking_send(batch).is_err() {
+                break;
+            }
+            left -= n;
+        }
+        Ok(())
+    });
+    let bar = progress(total, "(d) loading the store");
+    let mut in_flight = JoinSet::new();
+    let finish = |result: Result<anyhow::Result<u64>, tokio::task::JoinError>| -> anyhow::Result<()> {
+        bar.inc(result.context("an append task panicked")??);
+        Ok(())
+    };
+    while let Some(events) = rx.recv().await {
+        while in_flight.len() >= 2 {
+            if let Some(result) = in_flight.join_next().await {
+                finish(result)?;
+            }
+        }
+        let store = store.clone();
+        in_flight.spawn(async move {
+            let n = events.len() as u64;
+            store.append(AppendRequest { events, idempotency: None }).await.context("append failed")?;
+            anyhow::Ok(n)
+        });
+    }
+    while let Some(result) = in_flight.join_next().await {
+        finish(result)?;
+    }
+    producer.await.context("the generator panicked")??;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Waits until the full-text watermark in `search.db` reaches the newest row of the events table.
+fn wait_for_index(data_dir: &Path) -> anyhow::Result<()> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let main = Connection::open_with_flags(data_dir.join("trailkeep.db"), flags)?;
+    let search = Connection::open_with_flags(data_dir.join("search.db"), flags)?;
+    let newest: i64 = main.query_row("SELECT COALESCE(MAX(pos), 0) FROM events", [], |r| r.get(0))?;
+    let bar = progress(newest.max(0) as u64, "(d) full-text indexing");
+    loop {
+        let watermark: i64 = search.query_row("SELECT pos FROM watermark WHERE id = 1", [], |r| r.get(0))?;
+        bar.set_position(watermark.max(0) as u64);
+        if watermark >= newest {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Runs the phase on a fresh server under `parent`.
+pub async fn run(
+    population: Arc<Population>,
+    seed: u64,
+    total: u64,
+    runs: usize,
+    parent: &Path,
+) -> anyhow::Result<QueryPhase> {
+    let prepared = Prepared::build(parent, "query").await?;
+    let now_ms = trailkeep_server::now_ms();
+    let started = Instant::now();
+    load(prepared.store(), population.clone(), seed, total, now_ms).await?;
+    let load_time = started.elapsed();
+    let loaded = Instant::now();
+    let data_dir = prepared.data_dir();
+    tokio::task::spawn_blocking(move || wait_for_index(&data_dir)).await.context("the index wait panicked")??;
+    let index_lag = loaded.elapsed();
+
+    let server = prepared.serve().await?;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7175_6572_7900);
+    let mut queries = Vec::new();
+    let bar = progress((Shape::ALL.len() * (runs + WARMUP)) as u64, "(d) queries");
+    for shape in Shape::ALL {
+        let mut figures = QueryFigures { shape, latency: Samples::with_capacity(runs), rows: 0 };
+        for i in 0..WARMUP + runs {
+            let org = &population.orgs[i % population.orgs.len()];
+            let params = shape.params(org, &mut rng);
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let sent = Instant::now();
+            let page = server.client.list_events(&params).await.with_context(|| format!("{} failed", shape.name()))?;
+            let took = sent.elapsed();
+            if i >= WARMUP {
+                figures.latency.push(took);
+                figures.rows += page.data.len() as u64;
+            }
+            bar.inc(1);
+        }
+        queries.push(figures);
+    }
+    bar.finish_and_clear();
+    server.stop().await?;
+    Ok(QueryPhase { events: total, load: load_time, index_lag, queries })
+}

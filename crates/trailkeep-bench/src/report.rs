@@ -1,0 +1,270 @@
+//! The results: a table on stdout, and optionally a Markdown section with the command and the machine.
+//!
+//! Every figure is set against its target: batch ingest over HTTP against the raw engine's ceilings
+//! (at least half the plain-SQLite rate, and at least the SQLite-with-FTS5 rate, since indexing is
+//! kept off the commit path), a just-acknowledged event searchable within a second, 20,000 one-event
+//! requests a second, and query p99s of 50 ms for filtered pages and 200 ms for full text.
+
+use std::fmt::Write as _;
+
+use crate::batch_ingest::{BATCH, BatchIngest};
+use crate::engine::{EngineCeilings, EngineRun, ROWS_PER_TRANSACTION};
+use crate::probe::Activity;
+use crate::queries::QueryPhase;
+use crate::single_ingest::SingleIngest;
+use crate::stats::{rate, thousands};
+
+pub const BATCH_VS_PLAIN: f64 = 0.5;
+pub const BATCH_VS_FTS: f64 = 1.0;
+pub const SEARCHABLE_MS: f64 = 1000.0;
+pub const SINGLE_EVENTS_PER_SEC: f64 = 20_000.0;
+
+/// What the figures were measured on.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu: String,
+    pub memory_gib: f64,
+    pub sqlite: &'static str,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim()))
+            .unwrap_or("unknown")
+            .to_owned();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        Machine { cores, cpu, memory_gib: kib / (1024.0 * 1024.0), sqlite: rusqlite::version() }
+    }
+}
+
+/// Everything one run measured; a phase that was not run is `None`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub command: String,
+    pub machine: Machine,
+    pub mean_event_bytes: Option<f64>,
+    pub batch: Option<BatchIngest>,
+    pub single: Option<SingleIngest>,
+    pub engine: Option<EngineCeilings>,
+    pub queries: Option<QueryPhase>,
+}
+
+/// One line of the table.
+struct Row {
+    measure: String,
+    result: String,
+    target: String,
+    verdict: String,
+}
+
+impl Row {
+    fn info(measure: impl Into<String>, result: impl Into<String>) -> Row {
+        Row { measure: measure.into(), result: result.into(), target: String::new(), verdict: String::new() }
+    }
+
+    /// A figure with a target; `higher_is_better` says which side of the target passes.
+    fn check(
+        measure: impl Into<String>,
+        result: impl Into<String>,
+        target: impl Into<String>,
+        value: f64,
+        goal: f64,
+        higher_is_better: bool,
+    ) -> Row {
+        let ok = if higher_is_better { value >= goal } else { value <= goal };
+        let word = if ok { "ok" } else { "MISSED" };
+        // A rate is read as a share of its target, a latency as a share of its budget.
+        let verdict = if higher_is_better {
+            format!("{word} ({:.0}% of target)", value / goal * 100.0)
+        } else {
+            format!("{word} ({:.0}% of budget)", value / goal * 100.0)
+        };
+        Row { measure: measure.into(), result: result.into(), target: target.into(), verdict }
+    }
+}
+
+fn per_sec(items: u64, elapsed: std::time::Duration, unit: &str) -> String {
+    format!("{} {unit}/s", thousands(rate(items, elapsed)))
+}
+
+/// The server's side of an ingest phase, on one line.
+fn activity(a: &Activity) -> Row {
+    Row::info(
+        "    process CPU; writer commits",
+        format!(
+            "{:.2} cores (writer thread {:.2}, indexer {:.2}); {} commits of {} events, \
+             writer in commits {:.0}% of the time",
+            a.process_cores,
+            a.writer_cores,
+            a.indexer_cores,
+            thousands(a.commits),
+            thousands(a.events_per_commit),
+            a.writer_busy * 100.0
+        ),
+    )
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+impl Report {
+    fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let engine_rate = |run: &EngineRun| rate(run.rows, run.elapsed);
+        if let Some(b) = &self.batch {
+            let mut latency = b.latency.clone();
+            let achieved = rate(b.events, b.elapsed);
+            rows.push(Row::info(
+                format!("(a) HTTP batch ingest, {}/request, {} senders", thousands(BATCH as f64), b.senders),
+                per_sec(b.events, b.elapsed, "events"),
+            ));
+            match &self.engine {
+                Some(c) => {
+                    let (plain, fts) = (engine_rate(&c.plain), engine_rate(&c.fts));
+                    rows.push(Row::check(
+                        "    vs (c) SQLite without FTS5",
+                        format!("{:.1}%", achieved / plain * 100.0),
+                        format!(">= {:.0}%", BATCH_VS_PLAIN * 100.0),
+                        achieved / plain,
+                        BATCH_VS_PLAIN,
+                        true,
+                    ));
+                    rows.push(Row::check(
+                        "    vs (c) SQLite with FTS5",
+                        format!("{:.1}%", achieved / fts * 100.0),
+                        format!(">= {:.0}%", BATCH_VS_FTS * 100.0),
+                        achieved / fts,
+                        BATCH_VS_FTS,
+                        true,
+                    ));
+                }
+                None => rows.push(Row::info("    vs (c)", "n/a: phase c not run")),
+            }
+            rows.push(Row::info(
+                "    request latency p50 / p99",
+                format!("{:.0} / {:.0} ms", latency.percentile_ms(50.0), latency.percentile_ms(99.0)),
+            ));
+            rows.push(activity(&b.activity));
+            let searchable = b.searchable_after.as_secs_f64() * 1e3;
+            rows.push(Row::check(
+                "    last event searchable after its ack",
+                format!("{} ms", thousands(searchable)),
+                format!("<= {} ms", thousands(SEARCHABLE_MS)),
+                searchable,
+                SEARCHABLE_MS,
+                false,
+            ));
+        }
+        if let Some(s) = &self.single {
+            let mut latency = s.latency.clone();
+            rows.push(Row::check(
+                format!("(b) one event per request, {} clients", s.clients),
+                per_sec(s.events, s.elapsed, "events"),
+                format!(">= {} events/s", thousands(SINGLE_EVENTS_PER_SEC)),
+                rate(s.events, s.elapsed),
+                SINGLE_EVENTS_PER_SEC,
+                true,
+            ));
+            rows.push(Row::info(
+                "    request latency p50 / p99",
+                format!("{:.1} / {:.1} ms", latency.percentile_ms(50.0), latency.percentile_ms(99.0)),
+            ));
+            rows.push(activity(&s.activity));
+        }
+        if let Some(c) = &self.engine {
+            rows.push(Row::info(
+                format!("(c) SQLite, {} rows/transaction, no FTS5", thousands(ROWS_PER_TRANSACTION as f64)),
+                format!("{} ({})", per_sec(c.plain.rows, c.plain.elapsed, "rows"), mib(c.plain.disk_bytes)),
+            ));
+            rows.push(Row::info(
+                "(c) SQLite + FTS5 in the same transaction",
+                format!("{} ({})", per_sec(c.fts.rows, c.fts.elapsed, "rows"), mib(c.fts.disk_bytes)),
+            ));
+        }
+        if let Some(q) = &self.queries {
+            rows.push(Row::info(
+                format!("(d) store of {} events", thousands(q.events as f64)),
+                format!(
+                    "loaded at {}; index done {:.1} s later",
+                    per_sec(q.events, q.load, "events"),
+                    q.index_lag.as_secs_f64()
+                ),
+            ));
+            for figures in &q.queries {
+                let mut latency = figures.latency.clone();
+                let (p50, p99) = (latency.percentile_ms(50.0), latency.percentile_ms(99.0));
+                let rows_per_page = figures.rows as f64 / latency.len().max(1) as f64;
+                rows.push(Row::check(
+                    format!("    {} ({})", figures.shape.name(), figures.shape.example()),
+                    format!("p50 {p50:.1} / p99 {p99:.1} ms, {rows_per_page:.0} rows"),
+                    format!("p99 <= {:.0} ms", figures.shape.target_ms()),
+                    p99,
+                    figures.shape.target_ms(),
+                    false,
+                ));
+            }
+        }
+        rows
+    }
+
+    fn machine_line(&self) -> String {
+        let m = &self.machine;
+        let mut line =
+            format!("{} cores (`nproc`), {}, {:.1} GiB memory, SQLite {}", m.cores, m.cpu, m.memory_gib, m.sqlite);
+        if let Some(bytes) = self.mean_event_bytes {
+            let _ = write!(line, "; events average {bytes:.0} bytes of JSON");
+        }
+        line
+    }
+
+    /// The table for a terminal.
+    pub fn table(&self) -> String {
+        let rows = self.rows();
+        let header = Row {
+            measure: "measure".into(),
+            result: "result".into(),
+            target: "target".into(),
+            verdict: "verdict".into(),
+        };
+        let width = |f: fn(&Row) -> &str| rows.iter().chain([&header]).map(|r| f(r).chars().count()).max().unwrap_or(0);
+        let (w1, w2, w3) = (width(|r| &r.measure), width(|r| &r.result), width(|r| &r.target));
+        let mut out = format!("Trailkeep benchmark: {}\n\n", self.machine_line());
+        for row in [&header].into_iter().chain(&rows) {
+            let line = format!("{:w1$}  {:w2$}  {:w3$}  {}", row.measure, row.result, row.target, row.verdict);
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// A Markdown section: the command, the machine and the table.
+    pub fn markdown(&self, measured_at: &str) -> String {
+        let mut out = String::from("## Benchmark results\n\n");
+        let _ = writeln!(out, "Measured {measured_at} with:\n\n```sh\n{}\n```\n", self.command);
+        let _ = writeln!(out, "Machine: {}.\n", self.machine_line());
+        out.push_str("| measure | result | target | verdict |\n|---|---|---|---|\n");
+        for row in self.rows() {
+            let measure = row.measure.trim_start();
+            let measure = if measure.len() < row.measure.len() { format!("— {measure}") } else { measure.to_owned() };
+            let cells = [measure, row.result, row.target, row.verdict].map(|c| c.replace('|', "\\|"));
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        out.push_str(
+            "\nIngest and query figures come from the real server in-process on 127.0.0.1, with the load \
+             generator sharing the same cores; the raw-engine rows are SQLite alone writing the same rows. \
+             On a shared machine the figures are noisy: read them as orders of magnitude.\n",
+        );
+        out
+    }
+}
