@@ -207,6 +207,72 @@ fn term_condition(sql: &mut Sql, term: &Term) -> String {
     }
 }
 
+/// The most index arms one page query is split into; beyond this a plain scan is cheaper.
+const MAX_ARMS: usize = 64;
+
+/// The distinct actions of `org` between `lo` (inclusive) and `hi` (exclusive), found by one index seek
+/// each rather than by walking every event in the range.
+fn distinct_actions(conn: &Connection, org: &str, lo: &str, hi: &str) -> rusqlite::Result<Option<Vec<String>>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT MIN(action) FROM events WHERE org_id = ?1 AND action > ?2 AND action < ?3")?;
+    let mut first =
+        conn.prepare_cached("SELECT MIN(action) FROM events WHERE org_id = ?1 AND action >= ?2 AND action < ?3")?;
+    let mut found = Vec::new();
+    let mut next: Option<String> = first.query_row(rusqlite::params![org, lo, hi], |r| r.get(0))?;
+    while let Some(action) = next {
+        if found.len() == MAX_ARMS {
+            return Ok(None);
+        }
+        next = stmt.query_row(rusqlite::params![org, action, hi], |r| r.get(0))?;
+        found.push(action);
+    }
+    Ok(Some(found))
+}
+
+/// Splits the term at `terms[index]` into conditions that each follow one index in timeline order, so a
+/// page reads at most `limit + 1` entries per condition instead of every matching event. `None` when the
+/// term is not worth splitting.
+fn index_arms(conn: &Connection, sql: &mut Sql, org: &str, term: &Term) -> rusqlite::Result<Option<Vec<String>>> {
+    if term.negated {
+        return Ok(None);
+    }
+    match &term.predicate {
+        Predicate::Actor(values) if values.len() * 2 <= MAX_ARMS => Ok(Some(
+            values
+                .iter()
+                .flat_map(|v| {
+                    let p = sql.bind_text(v);
+                    [format!("actor_id = {p}"), format!("actor_email = {p}")]
+                })
+                .collect(),
+        )),
+        Predicate::Action(patterns) => {
+            let mut actions: Vec<String> = Vec::new();
+            for pattern in patterns {
+                match pattern {
+                    ActionPattern::Exact(a) => actions.push(a.clone()),
+                    _ => {
+                        let lo = pattern.literal_prefix();
+                        if lo.is_empty() {
+                            return Ok(None);
+                        }
+                        let hi = format!("{}/", &lo[..lo.len() - 1]);
+                        let Some(found) = distinct_actions(conn, org, &lo, &hi)? else { return Ok(None) };
+                        actions.extend(found.into_iter().filter(|a| pattern.matches(a)));
+                    }
+                }
+            }
+            actions.sort();
+            actions.dedup();
+            if actions.len() > MAX_ARMS {
+                return Ok(None);
+            }
+            Ok(Some(actions.iter().map(|a| format!("action = {}", sql.bind_text(a))).collect()))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs one page query on a read connection.
 pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> rusqlite::Result<EventPage> {
     let mut sql = Sql::default();
@@ -217,7 +283,22 @@ pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> 
         let c = if projects.is_empty() { "0".to_owned() } else { sql.in_list("project_id", &projects) };
         sql.conditions.push(c);
     }
-    for term in &query.filter.terms {
+    // An actor or action term drives the query through its index when it can: the first one found.
+    let mut arms = None;
+    for (i, term) in query.filter.terms.iter().enumerate() {
+        if let Some(found) = index_arms(conn, &mut sql, scope.org.as_str(), term)? {
+            arms = Some((i, found));
+            break;
+        }
+    }
+    if arms.as_ref().is_some_and(|(_, a)| a.is_empty()) {
+        // An action pattern that matches no action this organisation has: nothing to read.
+        return Ok(EventPage { events: Vec::new(), next: None });
+    }
+    for (i, term) in query.filter.terms.iter().enumerate() {
+        if arms.as_ref().is_some_and(|(driver, _)| *driver == i) {
+            continue;
+        }
         let c = term_condition(&mut sql, term);
         sql.conditions.push(c);
     }
@@ -231,10 +312,28 @@ pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> 
         sql.conditions.push(format!("(occurred_at, seq) {cmp} ({t}, {s})"));
     }
     let limit = sql.bind(SqlValue::Integer(query.limit as i64 + 1));
-    let statement = format!(
-        "SELECT payload FROM events WHERE {} ORDER BY occurred_at {dir}, seq {dir} LIMIT {limit}",
-        sql.conditions.join(" AND ")
-    );
+    let order = format!("ORDER BY occurred_at {dir}, seq {dir}");
+    let common = sql.conditions.join(" AND ");
+    let statement = match &arms {
+        None => format!("SELECT payload FROM events WHERE {common} {order} LIMIT {limit}"),
+        Some((_, arms)) => {
+            // Each arm reads its own index in timeline order and stops at the page size; the union (which also
+            // drops an event two arms both found, such as an actor whose id is its email) is cut
+            // to the page, and only then are the payloads read.
+            let parts: Vec<String> = arms
+                .iter()
+                .map(|arm| {
+                    format!("SELECT * FROM (SELECT pos, occurred_at, seq FROM events WHERE {common} AND {arm} {order} LIMIT {limit})")
+                })
+                .collect();
+            format!(
+                "WITH picked AS (SELECT pos, occurred_at, seq FROM ({}) {order} LIMIT {limit}) \
+                 SELECT e.payload FROM picked JOIN events e ON e.pos = picked.pos \
+                 ORDER BY picked.occurred_at {dir}, picked.seq {dir}",
+                parts.join(" UNION ")
+            )
+        }
+    };
     let mut stmt = conn.prepare_cached(&statement)?;
     let mut events = Vec::with_capacity(query.limit + 1);
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.values))?;

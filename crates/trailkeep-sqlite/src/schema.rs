@@ -39,11 +39,12 @@ CREATE UNIQUE INDEX events_org_seq ON events (org_id, seq);
 CREATE UNIQUE INDEX events_org_id ON events (org_id, id);
 CREATE INDEX events_org_time ON events (org_id, occurred_at, seq);
 CREATE INDEX events_org_action ON events (org_id, action, occurred_at, seq);
-CREATE INDEX events_org_actor ON events (org_id, actor_id, occurred_at) WHERE actor_id IS NOT NULL;
-CREATE INDEX events_org_actor_email ON events (org_id, actor_email, occurred_at) WHERE actor_email IS NOT NULL;
+CREATE INDEX events_org_actor ON events (org_id, actor_id, occurred_at, seq) WHERE actor_id IS NOT NULL;
+CREATE INDEX events_org_actor_email ON events (org_id, actor_email, occurred_at, seq) WHERE actor_email IS NOT NULL;
 CREATE INDEX events_org_resource ON events (org_id, resource_type, resource_id, occurred_at) WHERE resource_type IS NOT NULL;
 CREATE INDEX events_org_project ON events (org_id, project_id, occurred_at, seq) WHERE project_id IS NOT NULL;
-CREATE INDEX events_org_model ON events (org_id, ai_model, occurred_at) WHERE ai_model IS NOT NULL;
+CREATE INDEX events_org_model ON events (org_id, ai_model, occurred_at, seq) WHERE ai_model IS NOT NULL;
+CREATE INDEX events_org_cost ON events (org_id, occurred_at, seq, ai_cost) WHERE ai_cost IS NOT NULL;
 
 CREATE TABLE api_keys (
     id          TEXT    PRIMARY KEY,

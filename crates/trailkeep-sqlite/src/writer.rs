@@ -68,6 +68,8 @@ impl Writer {
                 last_seq.insert(org, seq as u64);
             }
         }
+        // Statistics for the planner from the start, where none were gathered yet.
+        conn.execute_batch("PRAGMA optimize = 0x10002")?;
         Ok(Writer { conn, last_seq, limits, committed, commits_since_purge: 0 })
     }
 
@@ -93,83 +95,121 @@ impl Writer {
     fn commit_group(&mut self, ops: Vec<WriteOp>) {
         let started = Instant::now();
         let received_at = now_ms();
-        let mut pending: HashMap<String, u64> = HashMap::new();
-        let mut replies: Vec<Reply> = Vec::with_capacity(ops.len());
-        let mut stored_events = 0usize;
-
-        let tx = match self.conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(ops, &fail(e)),
+        // Savepoints let one failing request leave the rest of its group intact, but they copy every page
+        // a request touches. Failures are rare (a full disk, a broken file), so a group first runs
+        // without them; only if some request fails is the group rolled back and run again with them.
+        let mut attempt = self.apply_group(&ops, received_at, false);
+        if let Ok(applied) = &attempt {
+            if applied.results.iter().any(OpResult::failed) {
+                attempt = self.apply_group(&ops, received_at, true);
+            }
+        }
+        let applied = match attempt {
+            Ok(applied) => applied,
+            Err(e) => {
+                let message = fail(e);
+                tracing::error!(error = %message, "group commit failed");
+                return fail_all(ops, &message);
+            }
         };
+        self.last_seq.extend(applied.pending);
+        metrics::counter!("trailkeep_events_ingested_total").increment(applied.stored_events as u64);
+        metrics::histogram!("trailkeep_commit_batch_events").record(applied.stored_events as f64);
+        metrics::histogram!("trailkeep_commit_seconds").record(started.elapsed().as_secs_f64());
+        // A full notice channel already holds a wake-up; nothing is lost by dropping this one.
+        let _ = self.committed.try_send(());
+        // A caller that went away (timed out, disconnected) no longer wants the answer; the write stands.
+        for (op, result) in ops.into_iter().zip(applied.results) {
+            match (op, result) {
+                (WriteOp::Append(_, tx), OpResult::Append(r)) => drop(tx.send(r)),
+                (WriteOp::CreateKey(_, _, tx), OpResult::Key(r)) => drop(tx.send(r.map_err(to_store))),
+                (WriteOp::RevokeKey(_, _, _, tx), OpResult::Revoke(r)) => drop(tx.send(r.map_err(to_store))),
+                _ => unreachable!("results are produced in the order of their operations"),
+            }
+        }
+    }
+
+    /// Runs every operation of a group in one transaction and commits it; an `Err` means the transaction
+    /// itself could not be opened or committed, and nothing of it is stored.
+    fn apply_group(&mut self, ops: &[WriteOp], received_at: i64, savepoints: bool) -> rusqlite::Result<Applied> {
+        let mut pending: HashMap<String, u64> = HashMap::new();
+        let mut results = Vec::with_capacity(ops.len());
+        let mut stored_events = 0usize;
+        let tx = self.conn.transaction()?;
+        let last_seq = &self.last_seq;
         for op in ops {
-            match op {
-                WriteOp::Append(req, reply) => {
-                    let result =
-                        with_savepoint(&tx, |sp| append_one(sp, &req, received_at, &self.last_seq, &mut pending));
+            let result = match op {
+                WriteOp::Append(req, _) => {
+                    let result = guarded(&tx, savepoints, |c| append_one(c, req, received_at, last_seq, &mut pending));
                     if let Ok(outcome) = &result {
                         if !outcome.replayed {
                             stored_events += req.events.len();
                         }
                     }
-                    replies.push(Reply::Append(reply, result));
+                    OpResult::Append(result)
                 }
-                WriteOp::CreateKey(key, audit, reply) => {
-                    let result = with_savepoint(&tx, |sp| {
-                        insert_key(sp, &key)?;
-                        if let Some(event) = audit {
-                            let req = AppendRequest { events: vec![event], idempotency: None };
-                            append_one(sp, &req, received_at, &self.last_seq, &mut pending)?;
-                        }
-                        Ok(())
-                    });
-                    replies.push(Reply::Key(reply, result));
-                }
-                WriteOp::RevokeKey(id, at, audit, reply) => {
-                    let result = with_savepoint(&tx, |sp| {
-                        let changed = sp
-                            .execute(
-                                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                                params![id, at],
-                            )
-                            .map_err(|e| AppendError::Failed(fail(e)))?;
-                        if changed == 1 {
-                            if let Some(event) = audit {
-                                let req = AppendRequest { events: vec![event], idempotency: None };
-                                append_one(sp, &req, received_at, &self.last_seq, &mut pending)?;
-                            }
-                        }
-                        Ok(changed == 1)
-                    });
-                    replies.push(Reply::Revoke(reply, result));
-                }
+                WriteOp::CreateKey(key, audit, _) => OpResult::Key(guarded(&tx, savepoints, |c| {
+                    insert_key(c, key)?;
+                    if let Some(event) = audit {
+                        let req = AppendRequest { events: vec![event.clone()], idempotency: None };
+                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                    }
+                    Ok(())
+                })),
+                WriteOp::RevokeKey(id, at, audit, _) => OpResult::Revoke(guarded(&tx, savepoints, |c| {
+                    let changed = c
+                        .execute(
+                            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                            params![id, at],
+                        )
+                        .map_err(|e| AppendError::Failed(fail(e)))?;
+                    if let (1, Some(event)) = (changed, audit) {
+                        let req = AppendRequest { events: vec![event.clone()], idempotency: None };
+                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                    }
+                    Ok(changed == 1)
+                })),
+            };
+            if !savepoints && result.failed() {
+                // The caller reruns the group with savepoints; stop here and undo everything.
+                results.push(result);
+                tx.rollback()?;
+                return Ok(Applied { results, pending: HashMap::new(), stored_events: 0 });
             }
+            results.push(result);
         }
         self.commits_since_purge += 1;
         if self.commits_since_purge >= 1000 {
             self.commits_since_purge = 0;
             // Expired idempotency records are dropped in passing; a failure here only delays it.
             let _ = tx.execute("DELETE FROM idempotency WHERE created_at < ?1", [received_at - IDEMPOTENCY_WINDOW_MS]);
+            // Refreshes planner statistics where the data has grown enough to matter.
+            let _ = tx.execute_batch("PRAGMA optimize");
         }
-        match tx.commit() {
-            Ok(()) => {
-                self.last_seq.extend(pending);
-                metrics::counter!("trailkeep_events_ingested_total").increment(stored_events as u64);
-                metrics::histogram!("trailkeep_commit_batch_events").record(stored_events as f64);
-                metrics::histogram!("trailkeep_commit_seconds").record(started.elapsed().as_secs_f64());
-                // A full notice channel already holds a wake-up; nothing is lost by dropping this one.
-                let _ = self.committed.try_send(());
-                for reply in replies {
-                    reply.send();
-                }
-            }
-            Err(e) => {
-                let message = fail(e);
-                tracing::error!(error = %message, "group commit failed");
-                for reply in replies {
-                    reply.fail(&message);
-                }
-            }
-        }
+        tx.commit()?;
+        Ok(Applied { results, pending, stored_events })
+    }
+}
+
+/// What one group's transaction did.
+struct Applied {
+    results: Vec<OpResult>,
+    /// The organisations' new last `seq`, to adopt once committed.
+    pending: HashMap<String, u64>,
+    stored_events: usize,
+}
+
+enum OpResult {
+    Append(Result<AppendOutcome, AppendError>),
+    Key(Result<(), AppendError>),
+    Revoke(Result<bool, AppendError>),
+}
+
+impl OpResult {
+    /// Whether the operation hit a storage failure (as opposed to a refusal such as an idempotency
+    /// conflict, which writes nothing).
+    fn failed(&self) -> bool {
+        matches!(self, OpResult::Append(Err(AppendError::Failed(_))) | OpResult::Key(Err(_)) | OpResult::Revoke(Err(_)))
     }
 }
 
@@ -180,33 +220,8 @@ fn op_events(op: &WriteOp) -> usize {
     }
 }
 
-enum Reply {
-    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, Result<AppendOutcome, AppendError>),
-    Key(oneshot::Sender<Result<(), StoreError>>, Result<(), AppendError>),
-    Revoke(oneshot::Sender<Result<bool, StoreError>>, Result<bool, AppendError>),
-}
-
 fn to_store(e: AppendError) -> StoreError {
     StoreError(e.to_string())
-}
-
-impl Reply {
-    fn send(self) {
-        // A caller that went away (timed out, disconnected) no longer wants the answer; the write stands.
-        match self {
-            Reply::Append(tx, r) => drop(tx.send(r)),
-            Reply::Key(tx, r) => drop(tx.send(r.map_err(to_store))),
-            Reply::Revoke(tx, r) => drop(tx.send(r.map_err(to_store))),
-        }
-    }
-
-    fn fail(self, message: &str) {
-        match self {
-            Reply::Append(tx, _) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
-            Reply::Key(tx, _) => drop(tx.send(Err(StoreError(message.to_owned())))),
-            Reply::Revoke(tx, _) => drop(tx.send(Err(StoreError(message.to_owned())))),
-        }
-    }
 }
 
 fn fail_all(ops: Vec<WriteOp>, message: &str) {
@@ -219,12 +234,16 @@ fn fail_all(ops: Vec<WriteOp>, message: &str) {
     }
 }
 
-/// Runs `f` inside a savepoint: kept when it succeeds, rolled back (leaving the rest of the group intact)
-/// when it fails.
-fn with_savepoint<T>(
+/// Runs `f`, inside a savepoint when asked: kept when it succeeds, rolled back (leaving the rest of the
+/// group intact) when it fails.
+fn guarded<T>(
     tx: &rusqlite::Transaction<'_>,
+    savepoint: bool,
     f: impl FnOnce(&Connection) -> Result<T, AppendError>,
 ) -> Result<T, AppendError> {
+    if !savepoint {
+        return f(tx);
+    }
     tx.execute_batch("SAVEPOINT op").map_err(|e| AppendError::Failed(fail(e)))?;
     match f(tx) {
         Ok(v) => {

@@ -139,6 +139,34 @@ pub async fn a_project_scope_sees_only_its_projects(store: &dyn Store) {
     assert!(store.get_event(&ReadScope::org(org("b")), ids[0]).await.unwrap().is_none());
 }
 
+pub async fn filters_select_each_matching_event_once(store: &dyn Store) {
+    use trailkeep_core::{ActionPattern, Actor, ActorType, Predicate, Term};
+    let mut both = new_event("a", "team.member.added", 1);
+    both.actor = Some(Actor {
+        actor_type: ActorType::User,
+        id: Some("ann@example.com".into()),
+        name: None,
+        email: Some("ann@example.com".into()),
+    });
+    let mut other = new_event("a", "team.member.removed", 2);
+    other.actor = Some(Actor { actor_type: ActorType::User, id: Some("bob".into()), name: None, email: None });
+    let untouched = new_event("a", "billing.plan.changed", 3);
+    append(store, vec![both, other, untouched]).await;
+    let scope = ReadScope::org(org("a"));
+    let run = |predicate: Predicate| EventQuery {
+        filter: Filter { terms: vec![Term { negated: false, predicate }] },
+        ..query(10)
+    };
+    let by_actor =
+        store.list_events(&scope, &run(Predicate::Actor(vec!["ann@example.com".into(), "bob".into()]))).await;
+    assert_eq!(by_actor.unwrap().events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![2, 1]);
+    let team = run(Predicate::Action(vec![ActionPattern::parse("team.*").unwrap()]));
+    let by_action = store.list_events(&scope, &team).await.unwrap();
+    assert_eq!(by_action.events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![2, 1]);
+    let none = run(Predicate::Action(vec![ActionPattern::parse("nothing.*").unwrap()]));
+    assert!(store.list_events(&scope, &none).await.unwrap().events.is_empty());
+}
+
 fn key(id: &str, org_id: Option<&str>, hash: u8) -> ApiKeyRecord {
     ApiKeyRecord {
         id: id.into(),
@@ -185,6 +213,7 @@ macro_rules! store_conformance_tests {
             a_client_id_is_stored_once_per_organisation,
             listing_is_scoped_ordered_and_paged_by_cursor,
             a_project_scope_sees_only_its_projects,
+            filters_select_each_matching_event_once,
             keys_are_created_found_listed_and_revoked_with_their_audit_events,
             appends_after_shutdown_fail_and_nothing_is_lost_before_it,
         );
