@@ -58,15 +58,16 @@ impl Prepared {
         let task = tokio::spawn(serve(listener, self.app, async {
             let _ = stopped.await;
         }));
-        let client = Client::new(&url, Some(self.admin_key))?;
+        let client = Client::new(&url, Some(self.admin_key.clone()))?;
         client.ready().await.context("the server did not become ready")?;
-        Ok(Server { client, stop, task, dir: self.dir })
+        Ok(Server { client, key: self.admin_key, stop, task, dir: self.dir })
     }
 }
 
 /// A serving app.
 pub struct Server {
     pub client: Client,
+    key: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
     dir: TempDir,
@@ -76,6 +77,23 @@ impl Server {
     /// A server on a fresh data directory under `parent`.
     pub async fn start(parent: &Path, label: &str) -> anyhow::Result<Server> {
         Prepared::build(parent, label).await?.serve().await
+    }
+
+    /// The admin key the client uses, for load generators outside this process.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Events stored so far by every server of this process, from the metrics counter.
+    pub async fn stored_events(&self) -> anyhow::Result<u64> {
+        let text = self.client.metrics().await?;
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix("trailkeep_events_ingested_total "))
+            .map(|v| v.trim().parse::<f64>())
+            .transpose()?
+            .unwrap_or(0.0);
+        Ok(value as u64)
     }
 
     /// Stops serving, waits for the store to drain, then removes the data directory.

@@ -19,6 +19,7 @@ mod queries;
 mod report;
 mod single_ingest;
 mod stats;
+mod wrk_ingest;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,9 @@ struct Args {
     /// Concurrent clients in phase (b).
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// How long phase (b) runs again with `wrk` as the load generator, in seconds.
+    #[arg(long, default_value_t = 10)]
+    wrk_seconds: u64,
     /// Concurrent batch senders in phase (a).
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -117,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         mean_event_bytes: None,
         batch: None,
         single: None,
+        wrk: None,
         engine: None,
         queries: None,
     };
@@ -139,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
                 single_ingest::run(events.clone(), args.single_events as usize, args.clients, &scratch).await?;
             eprintln!("(b) done: {:.1} s", figures.elapsed.as_secs_f64());
             report.single = Some(figures);
+            report.wrk = wrk_ingest::run(events.clone(), args.wrk_seconds, args.clients, &scratch).await?;
         }
         if run(Phase::C) {
             let (events, scratch) = (events.clone(), scratch.clone());

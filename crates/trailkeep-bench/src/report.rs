@@ -13,6 +13,7 @@ use crate::probe::Activity;
 use crate::queries::QueryPhase;
 use crate::single_ingest::SingleIngest;
 use crate::stats::{rate, thousands};
+use crate::wrk_ingest::WrkIngest;
 
 pub const BATCH_VS_PLAIN: f64 = 0.5;
 pub const BATCH_VS_FTS: f64 = 1.0;
@@ -55,6 +56,7 @@ pub struct Report {
     pub mean_event_bytes: Option<f64>,
     pub batch: Option<BatchIngest>,
     pub single: Option<SingleIngest>,
+    pub wrk: Option<WrkIngest>,
     pub engine: Option<EngineCeilings>,
     pub queries: Option<QueryPhase>,
 }
@@ -181,6 +183,21 @@ impl Report {
                 format!("{:.1} / {:.1} ms", latency.percentile_ms(50.0), latency.percentile_ms(99.0)),
             ));
             rows.push(activity(&s.activity));
+        }
+        if let Some(w) = &self.wrk {
+            rows.push(Row::check(
+                format!("(b) the same, {} connections from wrk", w.connections),
+                per_sec(w.events, w.elapsed, "events"),
+                format!(">= {} events/s", thousands(SINGLE_EVENTS_PER_SEC)),
+                rate(w.events, w.elapsed),
+                SINGLE_EVENTS_PER_SEC,
+                true,
+            ));
+            rows.push(Row::info(
+                "    request latency p50 / p99; non-2xx",
+                format!("{:.1} / {:.1} ms; {}", w.p50_ms, w.p99_ms, w.non_2xx),
+            ));
+            rows.push(activity(&w.activity));
         }
         if let Some(c) = &self.engine {
             rows.push(Row::info(

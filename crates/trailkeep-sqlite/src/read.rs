@@ -273,6 +273,29 @@ fn index_arms(conn: &Connection, sql: &mut Sql, org: &str, term: &Term) -> rusql
     }
 }
 
+/// Matches up to this many are read through the cost index and sorted; more are found by walking the
+/// timeline, where a page fills after a few rows.
+const COST_PROBE: usize = 5000;
+
+/// For the first cost range of a filter: its position, and whether it matches few enough events in the
+/// organisation to be read through the cost index. One bounded index probe decides it, since the planner
+/// cannot know how selective a given range is.
+fn cost_plan(conn: &Connection, org: &str, terms: &[Term]) -> rusqlite::Result<Option<(usize, bool)>> {
+    let Some((i, lower, upper)) = terms.iter().enumerate().find_map(|(i, t)| match &t.predicate {
+        Predicate::Range { field: RangeField::Cost, lower, upper } if !t.negated => Some((i, *lower, *upper)),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let mut probe = Sql::default();
+    let org = probe.bind_text(org);
+    let c = range_condition(&mut probe, "ai_cost", lower, upper);
+    let statement =
+        format!("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE org_id = {org} AND {c} LIMIT {})", COST_PROBE + 1);
+    let n: i64 = conn.prepare_cached(&statement)?.query_row(rusqlite::params_from_iter(probe.values), |r| r.get(0))?;
+    Ok(Some((i, n as usize <= COST_PROBE)))
+}
+
 /// Runs one page query on a read connection.
 pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> rusqlite::Result<EventPage> {
     let mut sql = Sql::default();
@@ -295,11 +318,26 @@ pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> 
         // An action pattern that matches no action this organisation has: nothing to read.
         return Ok(EventPage { events: Vec::new(), next: None });
     }
+    let cost = match arms {
+        None => cost_plan(conn, scope.org.as_str(), &query.filter.terms)?,
+        Some(_) => None,
+    };
     for (i, term) in query.filter.terms.iter().enumerate() {
         if arms.as_ref().is_some_and(|(driver, _)| *driver == i) {
             continue;
         }
-        let c = term_condition(&mut sql, term);
+        let c = match (&cost, &term.predicate) {
+            (Some((at, selective)), Predicate::Range { lower, upper, .. }) if *at == i => {
+                if *selective {
+                    let c = range_condition(&mut sql, "ai_cost", *lower, *upper);
+                    format!("pos IN (SELECT pos FROM events WHERE org_id = {org} AND {c})")
+                } else {
+                    // `+` keeps the planner off the cost index: walking the timeline fills a page quickly.
+                    range_condition(&mut sql, "+ai_cost", *lower, *upper)
+                }
+            }
+            _ => term_condition(&mut sql, term),
+        };
         sql.conditions.push(c);
     }
     let (cmp, dir) = match query.order {

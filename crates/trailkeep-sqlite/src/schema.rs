@@ -44,7 +44,7 @@ CREATE INDEX events_org_actor_email ON events (org_id, actor_email, occurred_at,
 CREATE INDEX events_org_resource ON events (org_id, resource_type, resource_id, occurred_at) WHERE resource_type IS NOT NULL;
 CREATE INDEX events_org_project ON events (org_id, project_id, occurred_at, seq) WHERE project_id IS NOT NULL;
 CREATE INDEX events_org_model ON events (org_id, ai_model, occurred_at, seq) WHERE ai_model IS NOT NULL;
-CREATE INDEX events_org_cost ON events (org_id, occurred_at, seq, ai_cost) WHERE ai_cost IS NOT NULL;
+CREATE INDEX events_org_cost ON events (org_id, ai_cost) WHERE ai_cost IS NOT NULL;
 
 CREATE TABLE api_keys (
     id          TEXT    PRIMARY KEY,

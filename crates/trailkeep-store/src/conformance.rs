@@ -167,6 +167,43 @@ pub async fn filters_select_each_matching_event_once(store: &dyn Store) {
     assert!(store.list_events(&scope, &none).await.unwrap().events.is_empty());
 }
 
+pub async fn cost_ranges_page_in_timeline_order_whether_rare_or_common(store: &dyn Store) {
+    use std::ops::Bound;
+    use trailkeep_core::{AiRecord, Predicate, RangeField, Term};
+    // Enough matches that an engine which treats common and rare ranges differently takes both paths.
+    let events: Vec<NewEvent> = (0..6000)
+        .map(|i| {
+            let mut e = new_event("a", "ai.request", 10_000 + i);
+            e.ai = Some(AiRecord { cost_usd: Some(if i % 1000 == 7 { 2.5 } else { 0.01 }), ..AiRecord::default() });
+            e
+        })
+        .collect();
+    append(store, events).await;
+    append(store, vec![new_event("a", "x.y", 1)]).await;
+    let scope = ReadScope::org(org("a"));
+    let cost_at_least = |min: f64| EventQuery {
+        filter: Filter {
+            terms: vec![Term {
+                negated: false,
+                predicate: Predicate::Range {
+                    field: RangeField::Cost,
+                    lower: Bound::Included(min),
+                    upper: Bound::Unbounded,
+                },
+            }],
+        },
+        ..query(4)
+    };
+    let rare = store.list_events(&scope, &cost_at_least(1.0)).await.unwrap();
+    assert_eq!(rare.events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![15_007, 14_007, 13_007, 12_007]);
+    let next = EventQuery { after: rare.next, ..cost_at_least(1.0) };
+    let rest = store.list_events(&scope, &next).await.unwrap();
+    assert_eq!(rest.events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![11_007, 10_007]);
+    assert!(rest.next.is_none());
+    let common = store.list_events(&scope, &cost_at_least(0.005)).await.unwrap();
+    assert_eq!(common.events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![15_999, 15_998, 15_997, 15_996]);
+}
+
 fn key(id: &str, org_id: Option<&str>, hash: u8) -> ApiKeyRecord {
     ApiKeyRecord {
         id: id.into(),
@@ -214,6 +251,7 @@ macro_rules! store_conformance_tests {
             listing_is_scoped_ordered_and_paged_by_cursor,
             a_project_scope_sees_only_its_projects,
             filters_select_each_matching_event_once,
+            cost_ranges_page_in_timeline_order_whether_rare_or_common,
             keys_are_created_found_listed_and_revoked_with_their_audit_events,
             appends_after_shutdown_fail_and_nothing_is_lost_before_it,
         );
