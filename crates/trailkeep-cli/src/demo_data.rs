@@ -335,7 +335,7 @@ impl OrgWorld {
             .map(|m| {
                 let h = hash(&[&m.id]);
                 // About one member in six is on an IPv6 home connection.
-                let home_ip = if h % 6 == 0 {
+                let home_ip = if h.is_multiple_of(6) {
                     format!("2001:db8:{:x}:{:x}::{:x}", 0x100 + index, (h >> 8) & 0xffff, 1 + (h >> 24) % 0xfffe)
                 } else {
                     format!("198.51.100.{}", 10 + (h >> 8) % 180)
@@ -1508,10 +1508,10 @@ fn describe(
         out.push_str(" in ");
         out.push_str(project);
     }
-    if let Some((field, before, after)) = change {
-        if let (Some(before), Some(after)) = (scalar_text(before), scalar_text(after)) {
-            out.push_str(&format!(" ({}: {before} → {after})", field.replace('_', " ")));
-        }
+    if let Some((field, before, after)) = change
+        && let (Some(before), Some(after)) = (scalar_text(before), scalar_text(after))
+    {
+        out.push_str(&format!(" ({}: {before} → {after})", field.replace('_', " ")));
     }
     if let Some(error) = error {
         out.push_str(": ");

@@ -212,8 +212,8 @@ mod tests {
         assert_eq!(Action::parse("api.created."), Err(ActionError::EmptySegment(3)));
         assert_eq!(Action::parse("a.b-c"), Err(ActionError::BadCharacter(2)));
         assert_eq!(Action::parse("a.*"), Err(ActionError::BadCharacter(2)));
-        assert_eq!(Action::parse(&"a.".repeat(10).trim_end_matches('.').to_string()).is_ok(), true);
-        assert_eq!(Action::parse(&"a.".repeat(11).trim_end_matches('.')), Err(ActionError::TooManySegments));
+        assert!(Action::parse("a.".repeat(10).trim_end_matches('.')).is_ok());
+        assert_eq!(Action::parse("a.".repeat(11).trim_end_matches('.')), Err(ActionError::TooManySegments));
         assert_eq!(Action::parse(&"a".repeat(129)), Err(ActionError::TooLong));
     }
 

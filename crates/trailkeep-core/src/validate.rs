@@ -531,32 +531,28 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
 }
 
 fn validate_ai(ai: AiRecord, field: &dyn Fn(&str) -> String) -> Result<AiRecord, ValidationError> {
-    if let Some(cost) = ai.cost_usd {
-        if !(cost.is_finite() && cost >= 0.0) {
-            return Err(ValidationError::invalid(
-                "invalid_field",
-                field("ai.cost_usd"),
-                "must be a non-negative number",
-            ));
-        }
+    if let Some(cost) = ai.cost_usd
+        && !(cost.is_finite() && cost >= 0.0)
+    {
+        return Err(ValidationError::invalid("invalid_field", field("ai.cost_usd"), "must be a non-negative number"));
     }
-    if let Some(code) = ai.status_code {
-        if !(100..=599).contains(&code) {
-            return Err(ValidationError::invalid(
-                "invalid_field",
-                field("ai.status_code"),
-                "must be an HTTP status code (100-599)",
-            ));
-        }
+    if let Some(code) = ai.status_code
+        && !(100..=599).contains(&code)
+    {
+        return Err(ValidationError::invalid(
+            "invalid_field",
+            field("ai.status_code"),
+            "must be an HTTP status code (100-599)",
+        ));
     }
-    if let Some(score) = ai.security.as_ref().and_then(|s| s.prompt_injection_score) {
-        if !(0.0..=1.0).contains(&score) {
-            return Err(ValidationError::invalid(
-                "invalid_field",
-                field("ai.security.prompt_injection_score"),
-                "must lie between 0 and 1",
-            ));
-        }
+    if let Some(score) = ai.security.as_ref().and_then(|s| s.prompt_injection_score)
+        && !(0.0..=1.0).contains(&score)
+    {
+        return Err(ValidationError::invalid(
+            "invalid_field",
+            field("ai.security.prompt_injection_score"),
+            "must lie between 0 and 1",
+        ));
     }
     Ok(ai)
 }

@@ -50,10 +50,10 @@ type CachedKey = (Instant, Option<ApiKeyRecord>);
 
 impl KeyCache {
     pub async fn lookup(&self, store: &dyn Store, hash: [u8; 32]) -> Result<Option<ApiKeyRecord>, ApiError> {
-        if let Some((at, record)) = self.entries.read().unwrap_or_else(|p| p.into_inner()).get(&hash) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(record.clone());
-            }
+        if let Some((at, record)) = self.entries.read().unwrap_or_else(|p| p.into_inner()).get(&hash)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(record.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let record = store.find_api_key(&hash).await?;

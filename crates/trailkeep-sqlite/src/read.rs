@@ -398,10 +398,10 @@ pub fn get_event(conn: &Connection, scope: &ReadScope, id: uuid::Uuid) -> rusqli
         .query_row(rusqlite::params![scope.org.as_str(), id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((payload, project)) = payload else { return Ok(None) };
-    if let Some(projects) = &scope.projects {
-        if !project.is_some_and(|p| projects.iter().any(|s| s.as_str() == p)) {
-            return Ok(None);
-        }
+    if let Some(projects) = &scope.projects
+        && !project.is_some_and(|p| projects.iter().any(|s| s.as_str() == p))
+    {
+        return Ok(None);
     }
     serde_json::from_str(&payload)
         .map(Some)

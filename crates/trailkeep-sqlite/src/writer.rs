@@ -99,10 +99,10 @@ impl Writer {
         // a request touches. Failures are rare (a full disk, a broken file), so a group first runs
         // without them; only if some request fails is the group rolled back and run again with them.
         let mut attempt = self.apply_group(&ops, received_at, false);
-        if let Ok(applied) = &attempt {
-            if applied.results.iter().any(OpResult::failed) {
-                attempt = self.apply_group(&ops, received_at, true);
-            }
+        if let Ok(applied) = &attempt
+            && applied.results.iter().any(OpResult::failed)
+        {
+            attempt = self.apply_group(&ops, received_at, true);
         }
         let applied = match attempt {
             Ok(applied) => applied,
@@ -141,10 +141,10 @@ impl Writer {
             let result = match op {
                 WriteOp::Append(req, _) => {
                     let result = guarded(&tx, savepoints, |c| append_one(c, req, received_at, last_seq, &mut pending));
-                    if let Ok(outcome) = &result {
-                        if !outcome.replayed {
-                            stored_events += req.events.len();
-                        }
+                    if let Ok(outcome) = &result
+                        && !outcome.replayed
+                    {
+                        stored_events += req.events.len();
                     }
                     OpResult::Append(result)
                 }

@@ -45,7 +45,7 @@ async fn a_client_supplied_id_already_stored_is_not_stored_twice() {
     let app = spawn_app().await;
     let id = "0190f8a4-7f3c-7cc0-8000-00000000abcd";
     let e = json!({"id": id, "organization_id": "acme", "action": "a.b"});
-    let first = app.admin.send_events(&[e.clone()]).await.unwrap();
+    let first = app.admin.send_events(std::slice::from_ref(&e)).await.unwrap();
     let second = app.admin.send_events(&[e.clone(), event("acme", "c.d")]).await.unwrap();
     assert_eq!(second.acks[0], first.acks[0]);
     assert_eq!(second.acks[1].seq, 2);
