@@ -125,9 +125,8 @@ mod tests {
 
     #[test]
     fn later_sources_override_earlier_ones() {
-        let dir = std::env::temp_dir().join(format!("tk-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("trailkeep.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nqueue_capacity = 7\n").unwrap();
         let env = [("TRAILKEEP_QUEUE_CAPACITY".to_string(), "9".to_string()), ("HOME".into(), "/x".into())];
         let config = Config::load(Some(&file), env).unwrap();
@@ -138,9 +137,8 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_and_bad_values_are_refused() {
-        let dir = std::env::temp_dir().join(format!("tk-config-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("trailkeep.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
         let err = Config::load(Some(&file), []).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
