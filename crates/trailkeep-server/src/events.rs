@@ -139,33 +139,13 @@ fn page_params(params: &[(String, String)]) -> Result<PageParams, ApiError> {
     Ok(page)
 }
 
-/// Parameters the listing understands; anything else is refused so that a typo is not a silent no-op.
-const KNOWN_PARAMS: &[&str] = &[
-    "organization_id",
-    "limit",
-    "order",
-    "cursor",
-    "project_id",
-    "category",
-    "action",
-    "actor",
-    "actor_type",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "ip",
-    "from",
-    "to",
-    "range",
-    "text",
-    "model",
-    "provider",
-    "status",
-    "api_key_id",
-    "cost_min",
-    "cost_max",
-    "q",
-];
+/// Parameters of a listing besides the filter's own ([`trailkeep_core::filter::FILTER_PARAMS`]); anything
+/// else is refused so that a typo is not a silent no-op.
+const PAGE_PARAMS: &[&str] = &["organization_id", "limit", "order", "cursor"];
+
+fn is_known_param(name: &str) -> bool {
+    PAGE_PARAMS.contains(&name) || trailkeep_core::filter::FILTER_PARAMS.contains(&name)
+}
 
 /// `GET /v1/events`: one page of the organisation's timeline.
 pub async fn list_events(
@@ -175,7 +155,7 @@ pub async fn list_events(
 ) -> Result<Json<EventPage>, ApiError> {
     principal.require(Permission::EventsRead)?;
     let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
-    if let Some((key, _)) = params.iter().find(|(k, _)| !KNOWN_PARAMS.contains(&k.as_str())) {
+    if let Some((key, _)) = params.iter().find(|(k, _)| !is_known_param(k)) {
         return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/query-language.md")));
     }
     let page = page_params(&params)?;
