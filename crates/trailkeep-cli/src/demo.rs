@@ -83,7 +83,7 @@ fn print_guide(base: &str) {
     println!();
     println!("look at it:");
     println!("  trailkeep search --org {first} 'action:api_key.*'");
-    println!("  trailkeep search --org {first} 'category:ai status:error cost:>0.01'");
+    println!("  trailkeep search --org {first} 'category:ai cost:>0.01 -status:error'");
     println!(
         "  curl -H \"Authorization: Bearer $(cat trailkeep-data/admin.key)\" '{base}/v1/events?organization_id={first}&range=24h&limit=5'"
     );
