@@ -384,7 +384,7 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
                 ValidationError::invalid(
                     "invalid_actor_type",
                     field("actor.type"),
-                    format!("`{type_text}` is not one of user, system, api_key, webhook, service"),
+                    format!("`{}` is not one of user, system, api_key, webhook, service", truncate(&type_text)),
                 )
             })?;
             let email = check_short(a.email, "actor.email")?;

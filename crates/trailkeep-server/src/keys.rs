@@ -145,7 +145,7 @@ pub async fn create_key(
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_permission",
-                format!("`{p}` is not one of events:write, events:read, admin"),
+                format!("`{}` is not one of events:write, events:read, admin", p.chars().take(64).collect::<String>()),
             )
             .with_field(format!("permissions[{i}]"))
         })?;
