@@ -32,6 +32,11 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the public key that verifies this deployment's signed checkpoints.
+    Public {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Revoke a key at once.
     Revoke {
         #[command(flatten)]
@@ -71,6 +76,9 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                     println!("{}", row(k));
                 }
             }
+        }
+        KeysCommand::Public { remote } => {
+            print!("{}", remote.anonymous_client()?.checkpoint_key().await?);
         }
         KeysCommand::Revoke { remote, id } => {
             let key = remote.client()?.revoke_key(&id).await?;

@@ -41,6 +41,11 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// A client for endpoints that need no key.
+    pub fn anonymous_client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.url, None)?)
+    }
+
     pub fn client(&self) -> anyhow::Result<Client> {
         let key = match &self.key {
             Some(k) => k.clone(),

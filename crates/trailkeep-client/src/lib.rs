@@ -284,6 +284,15 @@ impl Client {
         self.call(Method::DELETE, &format!("/v1/keys/{}", encode(id)), None).await
     }
 
+    /// The verifier key of the deployment's checkpoint signing key, one line in signed-note format.
+    pub async fn checkpoint_key(&self) -> Result<String, ClientError> {
+        let r = self.raw(Method::GET, "/v1/checkpoint-key", None, &[]).await?;
+        if r.status != 200 {
+            return decode::<serde_json::Value>(&r).map(|_| String::new());
+        }
+        String::from_utf8(r.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// `GET /readyz` answered 200.
     pub async fn ready(&self) -> Result<(), ClientError> {
         let r = self.raw(Method::GET, "/readyz", None, &[]).await?;

@@ -32,6 +32,9 @@ pub struct Config {
     pub max_past_days: u32,
     /// How far in the future `occurred_at` may lie.
     pub max_future_hours: u32,
+    /// The name this deployment signs checkpoints with, such as `audit.example.com`: the name of the
+    /// signing key created on first start.
+    pub deployment: String,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             read_connections: 4,
             max_past_days: 400,
             max_future_hours: 24,
+            deployment: "trailkeep".into(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl Config {
                 "READ_CONNECTIONS" => config.read_connections = value.parse().map_err(|e| bad(format!("{e}")))?,
                 "MAX_PAST_DAYS" => config.max_past_days = value.parse().map_err(|e| bad(format!("{e}")))?,
                 "MAX_FUTURE_HOURS" => config.max_future_hours = value.parse().map_err(|e| bad(format!("{e}")))?,
+                "DEPLOYMENT" => config.deployment = value,
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }
@@ -103,6 +108,15 @@ impl Config {
         }
         if self.read_connections == 0 || self.read_connections > 64 {
             return Err(ConfigError::Invalid("read_connections must be between 1 and 64".into()));
+        }
+        let name_ok = !self.deployment.is_empty()
+            && self.deployment.len() <= 128
+            && !self.deployment.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+');
+        if !name_ok {
+            return Err(ConfigError::Invalid(
+                "deployment must be 1-128 characters without spaces, control characters or `+`, e.g. audit.example.com"
+                    .into(),
+            ));
         }
         if self.max_past_days == 0 {
             return Err(ConfigError::Invalid("max_past_days must be at least 1".into()));

@@ -215,7 +215,8 @@ pub async fn bootstrap_admin_key(store: &dyn Store, data_dir: &FsPath) -> anyhow
     Ok(Some(secret))
 }
 
-fn write_secret_file(path: &FsPath, secret: &str) -> anyhow::Result<()> {
+/// Writes a secret to a new file readable by its owner only (mode 0600 on Unix), synced to disk.
+pub(crate) fn write_secret_file(path: &FsPath, secret: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

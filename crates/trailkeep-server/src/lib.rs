@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod keys;
+pub mod signing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub limits: Limits,
     pub keys: auth::KeyCache,
     pub metrics: PrometheusHandle,
+    /// The verifier key of the checkpoint signing key, in signed-note format.
+    pub checkpoint_key: String,
 }
 
 pub fn now_ms() -> i64 {
@@ -52,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/events/{id}", get(events::get_event))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", delete(keys::revoke_key))
+        .route("/v1/checkpoint-key", get(signing::get_checkpoint_key))
         .route("/healthz", get(health::get_health))
         .route("/readyz", get(health::get_ready))
         .route("/metrics", get(health::get_metrics))
@@ -92,11 +96,13 @@ impl App {
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
         let store: Arc<dyn Store> = Arc::new(store);
         let new_admin_key = keys::bootstrap_admin_key(store.as_ref(), &config.data_dir).await?;
+        let signer = signing::load_or_create(&config.data_dir, &config.deployment)?;
         let state = Arc::new(AppState {
             store,
             limits: config.limits(),
             keys: auth::KeyCache::default(),
             metrics: health::metrics_handle(),
+            checkpoint_key: signer.verifier().to_string(),
         });
         Ok(App { state, new_admin_key })
     }

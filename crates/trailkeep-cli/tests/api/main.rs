@@ -9,3 +9,4 @@ mod isolation;
 mod malformed;
 mod pagination;
 mod query;
+mod signing;
