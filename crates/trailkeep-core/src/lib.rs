@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod event;
 pub mod filter;
 pub mod ids;
+pub mod leaf;
 pub mod merkle;
 pub mod query;
 pub mod time;
