@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod keys;
+pub mod proofs;
 pub mod signing;
 
 use std::future::Future;
@@ -53,6 +54,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/events", get(events::list_events).post(events::create_events))
         .route("/v1/events/{id}", get(events::get_event))
+        .route("/v1/events/{id}/proof", get(proofs::get_event_proof))
+        .route("/v1/checkpoint", get(proofs::get_checkpoint))
+        .route("/v1/proofs/consistency", get(proofs::get_consistency_proof))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", delete(keys::revoke_key))
         .route("/v1/checkpoint-key", get(signing::get_checkpoint_key))
@@ -90,19 +94,23 @@ impl App {
     /// Opens the store in the configured data directory and prepares the service.
     pub async fn build(config: &Config) -> anyhow::Result<App> {
         config.validate()?;
-        let mut sqlite = SqliteConfig::new(&config.data_dir);
+        std::fs::create_dir_all(&config.data_dir)?;
+        let signer = signing::load_or_create(&config.data_dir, &config.deployment)?;
+        let checkpoint_key = signer.verifier().to_string();
+        let deployment = signer.verifier().name().to_owned();
+        let mut sqlite = SqliteConfig::new(&config.data_dir)
+            .with_sealing(trailkeep_sqlite::ledger::Sealing { signer: Arc::new(signer), deployment });
         sqlite.read_connections = config.read_connections;
         sqlite.queue_capacity = config.queue_capacity;
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
         let store: Arc<dyn Store> = Arc::new(store);
         let new_admin_key = keys::bootstrap_admin_key(store.as_ref(), &config.data_dir).await?;
-        let signer = signing::load_or_create(&config.data_dir, &config.deployment)?;
         let state = Arc::new(AppState {
             store,
             limits: config.limits(),
             keys: auth::KeyCache::default(),
             metrics: health::metrics_handle(),
-            checkpoint_key: signer.verifier().to_string(),
+            checkpoint_key,
         });
         Ok(App { state, new_admin_key })
     }

@@ -8,6 +8,7 @@
 //! **Boundary:** this crate is the only place (with its PostgreSQL sibling) that speaks SQL.
 
 pub mod indexer;
+pub mod ledger;
 pub mod read;
 pub mod row;
 pub mod schema;
@@ -21,10 +22,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use trailkeep_core::merkle::{Hash, NodeId, NodeSource};
 use trailkeep_core::{Event, NewEvent, OrgId};
 use trailkeep_store::{
     ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, EventPage, EventQuery, Permission, ReadScope, Store,
-    StoreError,
+    StoreError, StoredCheckpoint,
 };
 use uuid::Uuid;
 
@@ -40,6 +42,8 @@ pub struct SqliteConfig {
     pub queue_capacity: usize,
     /// The most requests and events one group commit takes on.
     pub group: GroupLimits,
+    /// How checkpoints are signed; without it, no tree is built and no checkpoint issued.
+    pub sealing: Option<ledger::Sealing>,
 }
 
 impl SqliteConfig {
@@ -49,7 +53,17 @@ impl SqliteConfig {
             read_connections: 4,
             queue_capacity: 1024,
             group: GroupLimits { max_ops: 1024, max_events: 20_000 },
+            sealing: None,
         }
+    }
+
+    pub fn with_sealing(mut self, sealing: ledger::Sealing) -> SqliteConfig {
+        self.sealing = Some(sealing);
+        self
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.data_dir.join("ledger.db")
     }
 
     pub fn main_path(&self) -> PathBuf {
@@ -137,6 +151,11 @@ impl SqliteStore {
         search.pragma_update(None, "journal_mode", "WAL").map_err(open_err(&search_path))?;
         schema::migrate_search(&mut search)?;
         drop(search);
+        let ledger_path = config.ledger_path();
+        let mut ledger = Connection::open(&ledger_path).map_err(open_err(&ledger_path))?;
+        ledger.pragma_update(None, "journal_mode", "WAL").map_err(open_err(&ledger_path))?;
+        schema::migrate_ledger(&mut ledger)?;
+        drop(ledger);
 
         let mut idle = Vec::with_capacity(config.read_connections);
         for _ in 0..config.read_connections.max(1) {
@@ -149,13 +168,23 @@ impl SqliteStore {
             conn.pragma_update(None, "cache_size", -65_536).map_err(open_err(&main_path))?;
             conn.execute("ATTACH DATABASE ?1 AS search", [search_path.to_string_lossy()])
                 .map_err(open_err(&search_path))?;
+            conn.execute("ATTACH DATABASE ?1 AS ledger", [ledger_path.to_string_lossy()])
+                .map_err(open_err(&ledger_path))?;
             read::register_functions(&conn).map_err(open_err(&main_path))?;
             idle.push(conn);
         }
         let reads = std::sync::Arc::new(ReadPool { permits: Semaphore::new(idle.len()), idle: Mutex::new(idle) });
 
         let (notify_tx, notify_rx) = std::sync::mpsc::sync_channel(1);
-        let writer = Writer::new(write, config.group, notify_tx).map_err(open_err(&main_path))?;
+        let mut followers = vec![notify_tx];
+        let mut sealer = None;
+        if let Some(sealing) = &config.sealing {
+            let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(1);
+            followers.push(seal_tx);
+            let s = ledger::Sealer::open(&main_path, &ledger_path, sealing.clone()).map_err(open_err(&ledger_path))?;
+            sealer = Some((s, seal_rx));
+        }
+        let writer = Writer::new(write, config.group, followers).map_err(open_err(&main_path))?;
         let indexer = indexer::Indexer::open(&main_path, &search_path).map_err(open_err(&search_path))?;
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_capacity.max(1));
         let writer_thread = std::thread::Builder::new()
@@ -167,11 +196,16 @@ impl SqliteStore {
             .spawn(move || indexer.run(notify_rx))
             .map_err(|e| OpenError::Thread("indexer", e))?;
 
-        Ok(SqliteStore {
-            queue: RwLock::new(Some(queue_tx)),
-            reads,
-            threads: Mutex::new(vec![writer_thread, indexer_thread]),
-        })
+        let mut threads = vec![writer_thread, indexer_thread];
+        if let Some((sealer, commits)) = sealer {
+            threads.push(
+                std::thread::Builder::new()
+                    .name("trailkeep-sealer".into())
+                    .spawn(move || sealer.run(commits))
+                    .map_err(|e| OpenError::Thread("sealer", e))?,
+            );
+        }
+        Ok(SqliteStore { queue: RwLock::new(Some(queue_tx)), reads, threads: Mutex::new(threads) })
     }
 
     fn sender(&self) -> Option<mpsc::Sender<WriteOp>> {
@@ -272,6 +306,32 @@ impl Store for SqliteStore {
                 ))?;
                 let rows = stmt.query_map([org], key_from_row)?;
                 rows.collect()
+            })
+            .await
+    }
+
+    async fn latest_checkpoint(&self, org: &OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| ledger::read_checkpoint(conn, &org, None)).await
+    }
+
+    async fn checkpoint_at(&self, org: &OrgId, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| ledger::read_checkpoint(conn, &org, Some(size))).await
+    }
+
+    async fn tree_nodes(&self, org: &OrgId, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, StoreError> {
+        let (org, ids) = (org.to_string(), ids.to_vec());
+        self.reads
+            .with(move |conn| {
+                let nodes = ledger::LedgerNodes { conn, org: &org, schema: "ledger." };
+                ids.iter()
+                    .map(|id| match nodes.node(id.level, id.index) {
+                        Ok(hash) => Ok(Some(hash)),
+                        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                        Err(e) => Err(e),
+                    })
+                    .collect()
             })
             .await
     }

@@ -81,6 +81,29 @@ CREATE TABLE watermark (id INTEGER PRIMARY KEY CHECK (id = 1), pos INTEGER NOT N
 INSERT INTO watermark (id, pos) VALUES (1, 0);
 "#];
 
+/// The ledger database: each organisation's Merkle tree and signed checkpoints, derived from the events
+/// in order by the sealer. Level-0 nodes are the events' leaf hashes — their receipts — kept apart from the
+/// payloads so that deleting a payload later leaves every proof intact.
+const LEDGER: &[&str] = &[r#"
+CREATE TABLE tree_nodes (
+    org_id TEXT    NOT NULL,
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    hash   BLOB    NOT NULL,
+    PRIMARY KEY (org_id, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    org_id     TEXT    NOT NULL,
+    size       INTEGER NOT NULL,
+    root       BLOB    NOT NULL,
+    note       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, size)
+) WITHOUT ROWID;
+CREATE TABLE watermark (id INTEGER PRIMARY KEY CHECK (id = 1), pos INTEGER NOT NULL);
+INSERT INTO watermark (id, pos) VALUES (1, 0);
+"#];
+
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error("the database is at schema version {found}, newer than this build knows ({known}); upgrade trailkeep")]
@@ -114,4 +137,8 @@ pub fn migrate_main(conn: &mut Connection) -> Result<(), MigrateError> {
 
 pub fn migrate_search(conn: &mut Connection) -> Result<(), MigrateError> {
     apply(conn, SEARCH)
+}
+
+pub fn migrate_ledger(conn: &mut Connection) -> Result<(), MigrateError> {
+    apply(conn, LEDGER)
 }

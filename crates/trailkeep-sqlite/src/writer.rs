@@ -40,8 +40,8 @@ pub struct Writer {
     /// The last committed `seq` of each organisation.
     last_seq: HashMap<String, u64>,
     limits: GroupLimits,
-    /// Told after each commit, so the full-text indexer wakes.
-    committed: std::sync::mpsc::SyncSender<()>,
+    /// Told after each commit, so the full-text indexer and the sealer wake.
+    committed: Vec<std::sync::mpsc::SyncSender<()>>,
     commits_since_purge: u32,
 }
 
@@ -57,7 +57,7 @@ impl Writer {
     pub fn new(
         conn: Connection,
         limits: GroupLimits,
-        committed: std::sync::mpsc::SyncSender<()>,
+        committed: Vec<std::sync::mpsc::SyncSender<()>>,
     ) -> rusqlite::Result<Writer> {
         let mut last_seq = HashMap::new();
         {
@@ -117,7 +117,9 @@ impl Writer {
         metrics::histogram!("trailkeep_commit_batch_events").record(applied.stored_events as f64);
         metrics::histogram!("trailkeep_commit_seconds").record(started.elapsed().as_secs_f64());
         // A full notice channel already holds a wake-up; nothing is lost by dropping this one.
-        let _ = self.committed.try_send(());
+        for follower in &self.committed {
+            let _ = follower.try_send(());
+        }
         // A caller that went away (timed out, disconnected) no longer wants the answer; the write stands.
         for (op, result) in ops.into_iter().zip(applied.results) {
             match (op, result) {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use trailkeep_core::cursor::{Cursor, Order};
+use trailkeep_core::merkle::{Hash, NodeId};
 use trailkeep_core::{Event, Filter, NewEvent, OrgId, ProjectId};
 use uuid::Uuid;
 
@@ -150,6 +151,16 @@ impl ApiKeyRecord {
     }
 }
 
+/// A signed checkpoint of one organisation's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The checkpoint as a signed note (C2SP tlog-checkpoint body and signature lines).
+    pub note: String,
+    pub created_at: i64,
+}
+
 /// The engine behind the service.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -178,6 +189,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keys of one organisation, or every key when `org` is `None`; newest first.
     async fn list_api_keys(&self, org: Option<&OrgId>) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// The newest signed checkpoint of the organisation's tree, if one was issued.
+    async fn latest_checkpoint(&self, org: &OrgId) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// The checkpoint issued for exactly `size` leaves, if there was one.
+    async fn checkpoint_at(&self, org: &OrgId, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Hashes of perfect subtrees of the organisation's tree, in the order asked for; `None` where the
+    /// store holds no such node (not sealed yet, or never).
+    async fn tree_nodes(&self, org: &OrgId, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, StoreError>;
 
     /// Whether the store answers reads and accepts writes.
     async fn ready(&self) -> Result<(), StoreError>;

@@ -8,5 +8,6 @@ mod ingest;
 mod isolation;
 mod malformed;
 mod pagination;
+mod proofs;
 mod query;
 mod signing;

@@ -1,0 +1,270 @@
+//! The sealer: folds committed events into each organisation's Merkle tree and signs checkpoints.
+//!
+//! Like the full-text indexer it follows the events table by row position, off the commit path, in a
+//! database file of its own (`ledger.db`) with its own write lock. For each event it checks that the
+//! `seq` is the next leaf of its organisation's tree, hashes the event's canonical bytes into a leaf,
+//! appends it to the organisation's compact range, and stores the leaf and every perfect subtree the
+//! append completes — all in one transaction with its watermark. An organisation whose tree grew gets a
+//! signed checkpoint at most every [`CHECKPOINT_INTERVAL`], so an acknowledged event is covered by a
+//! signed checkpoint within about a second, and an idle log gets no new checkpoint.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use trailkeep_core::Event;
+use trailkeep_core::checkpoint::{Checkpoint, Signer, sign_note};
+use trailkeep_core::leaf::event_leaf_hash;
+use trailkeep_core::merkle::{CompactRange, Hash, NodeSource};
+
+const BATCH: i64 = 5000;
+/// The least time between two checkpoints of one organisation.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How the sealer signs: the key, and the deployment name that starts every checkpoint's origin line.
+#[derive(Clone)]
+pub struct Sealing {
+    pub signer: Arc<dyn Signer + Send + Sync>,
+    pub deployment: String,
+}
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealing").field("deployment", &self.deployment).finish_non_exhaustive()
+    }
+}
+
+/// The origin line of an organisation's checkpoints.
+pub fn origin(deployment: &str, org: &str) -> String {
+    format!("{deployment}/{org}")
+}
+
+/// The tree nodes of one organisation, read from a ledger connection.
+pub struct LedgerNodes<'a> {
+    pub conn: &'a Connection,
+    pub org: &'a str,
+    /// `ledger.` when the ledger is attached to a connection of the main database.
+    pub schema: &'a str,
+}
+
+impl NodeSource for LedgerNodes<'_> {
+    type Error = rusqlite::Error;
+
+    fn node(&self, level: u8, index: u64) -> Result<Hash, rusqlite::Error> {
+        let hash: Vec<u8> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT hash FROM {}tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3",
+                self.schema
+            ))?
+            .query_row(params![self.org, level, index as i64], |r| r.get(0))?;
+        hash.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob))
+    }
+}
+
+pub struct Sealer {
+    main: Connection,
+    ledger: Connection,
+    sealing: Sealing,
+    trees: HashMap<String, CompactRange>,
+    last_signed: HashMap<String, Instant>,
+    /// Organisations whose tree grew since their last checkpoint.
+    unsigned: BTreeSet<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "organisation {org}: event seq {seq} arrived where leaf {expected} was due; the events table has a gap or a duplicate"
+    )]
+    OutOfOrder { org: String, seq: u64, expected: u64 },
+    #[error("event at row {pos}: {message}")]
+    Unreadable { pos: i64, message: String },
+    #[error("organisation {org}: cannot rebuild the tree's right edge: {message}")]
+    Tree { org: String, message: String },
+    #[error("signing a checkpoint failed: {0}")]
+    Sign(String),
+}
+
+impl Sealer {
+    pub fn open(main_path: &Path, ledger_path: &Path, sealing: Sealing) -> rusqlite::Result<Sealer> {
+        let main =
+            Connection::open_with_flags(main_path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let ledger = Connection::open(ledger_path)?;
+        ledger.pragma_update(None, "journal_mode", "WAL")?;
+        // Checkpoints are signed promises: they must survive a crash once issued.
+        ledger.pragma_update(None, "synchronous", "FULL")?;
+        ledger.busy_timeout(Duration::from_secs(5))?;
+        Ok(Sealer {
+            main,
+            ledger,
+            sealing,
+            trees: HashMap::new(),
+            last_signed: HashMap::new(),
+            unsigned: BTreeSet::new(),
+        })
+    }
+
+    fn tree(&mut self, org: &str) -> Result<&mut CompactRange, SealError> {
+        if !self.trees.contains_key(org) {
+            let size: i64 = self.ledger.query_row(
+                "SELECT COUNT(*) FROM tree_nodes WHERE org_id = ?1 AND level = 0",
+                [org],
+                |r| r.get(0),
+            )?;
+            let nodes = LedgerNodes { conn: &self.ledger, org, schema: "" };
+            let range = CompactRange::from_nodes(size as u64, &nodes)
+                .map_err(|e| SealError::Tree { org: org.to_owned(), message: e.to_string() })?;
+            self.trees.insert(org.to_owned(), range);
+        }
+        Ok(self.trees.get_mut(org).expect("inserted above"))
+    }
+
+    /// Seals up to one batch of events past the watermark and signs the checkpoints that are due; returns
+    /// how many events it sealed.
+    pub fn step(&mut self) -> Result<usize, SealError> {
+        let from: i64 = self.ledger.query_row("SELECT pos FROM watermark WHERE id = 1", [], |r| r.get(0))?;
+        let mut rows: Vec<(i64, String, i64, String)> = Vec::new();
+        {
+            let mut stmt = self
+                .main
+                .prepare_cached("SELECT pos, org_id, seq, payload FROM events WHERE pos > ?1 ORDER BY pos LIMIT ?2")?;
+            let mut q = stmt.query(params![from, BATCH])?;
+            while let Some(row) = q.next()? {
+                rows.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+            }
+        }
+        let mut nodes: Vec<(String, u8, u64, Hash)> = Vec::with_capacity(rows.len() * 2);
+        let mut grown: Vec<String> = Vec::new();
+        for (pos, org, seq, payload) in &rows {
+            let event: Event = serde_json::from_str(payload)
+                .map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
+            let leaf =
+                event_leaf_hash(&event).map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
+            let tree = self.tree(org)?;
+            if *seq as u64 != tree.size() + 1 {
+                return Err(SealError::OutOfOrder { org: org.clone(), seq: *seq as u64, expected: tree.size() + 1 });
+            }
+            tree.append(leaf, |id, hash| nodes.push((org.clone(), id.level, id.index, *hash)));
+            if grown.last() != Some(org) {
+                grown.push(org.clone());
+            }
+        }
+        self.unsigned.extend(grown);
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .unsigned
+            .iter()
+            .filter(|org| self.last_signed.get(*org).is_none_or(|at| now.duration_since(*at) >= CHECKPOINT_INTERVAL))
+            .cloned()
+            .collect();
+        if rows.is_empty() && due.is_empty() {
+            return Ok(0);
+        }
+        let mut checkpoints = Vec::with_capacity(due.len());
+        for org in &due {
+            let tree = &self.trees[org];
+            let checkpoint = Checkpoint {
+                origin: origin(&self.sealing.deployment, org),
+                size: tree.size(),
+                root: tree.root(),
+                extensions: Vec::new(),
+            };
+            let note = sign_note(&checkpoint.to_body(), &[self.sealing.signer.as_ref()])
+                .map_err(|e| SealError::Sign(e.to_string()))?;
+            checkpoints.push((org.clone(), checkpoint, note));
+        }
+        let created_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let tx = self.ledger.transaction()?;
+        {
+            // A node that exists already with another hash means the history forked: the insert fails
+            // on the primary key and nothing of this batch is kept.
+            let mut insert =
+                tx.prepare_cached("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
+            for (org, level, index, hash) in &nodes {
+                insert.execute(params![org, level, *index as i64, hash.as_slice()])?;
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO checkpoints (org_id, size, root, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (org, checkpoint, note) in &checkpoints {
+                insert.execute(params![org, checkpoint.size as i64, checkpoint.root.as_slice(), note, created_at])?;
+            }
+            if let Some((last, ..)) = rows.last() {
+                tx.execute("UPDATE watermark SET pos = ?1 WHERE id = 1", [last])?;
+            }
+        }
+        tx.commit()?;
+        for (org, ..) in checkpoints {
+            self.unsigned.remove(&org);
+            self.last_signed.insert(org, now);
+        }
+        metrics::counter!("trailkeep_events_sealed_total").increment(rows.len() as u64);
+        Ok(rows.len())
+    }
+
+    /// Seals until the writer hangs up, waking on each commit notice and every 100 ms, so that due
+    /// checkpoints are signed even when no new event arrives.
+    pub fn run(mut self, commits: mpsc::Receiver<()>) {
+        loop {
+            match self.step() {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    // Sealing stops at the first event it cannot place: the log keeps accepting events,
+                    // and the error repeats loudly until an operator looks.
+                    tracing::error!(error = %e, "sealing failed; retrying");
+                    self.trees.clear();
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            match commits.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    while matches!(self.step(), Ok(n) if n > 0) {}
+                    // One last pass signs whatever is still due, however recently its org was signed.
+                    self.last_signed.clear();
+                    let _ = self.step();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The newest checkpoint of `org`, or the one of exactly `size` leaves.
+pub fn read_checkpoint(
+    conn: &Connection,
+    org: &str,
+    size: Option<u64>,
+) -> rusqlite::Result<Option<trailkeep_store::StoredCheckpoint>> {
+    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, Vec<u8>, String, i64)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    };
+    let row = match size {
+        None => conn
+            .prepare_cached(
+                "SELECT size, root, note, created_at FROM ledger.checkpoints WHERE org_id = ?1 ORDER BY size DESC LIMIT 1",
+            )?
+            .query_row([org], map)
+            .optional()?,
+        Some(n) => conn
+            .prepare_cached("SELECT size, root, note, created_at FROM ledger.checkpoints WHERE org_id = ?1 AND size = ?2")?
+            .query_row(params![org, n as i64], map)
+            .optional()?,
+    };
+    Ok(row.map(|(size, root, note, created_at)| trailkeep_store::StoredCheckpoint {
+        size: size as u64,
+        root: root.try_into().unwrap_or([0; 32]),
+        note,
+        created_at,
+    }))
+}
