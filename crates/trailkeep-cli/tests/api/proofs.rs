@@ -120,3 +120,61 @@ async fn proof_requests_outside_the_signed_tree_are_refused_clearly() {
     assert_eq!(status, 404, "another organisation's event has no proof for this key");
     app.stop().await;
 }
+
+/// Starts the service in-process on an existing data directory; returns its base URL and a stop handle.
+async fn serve_dir(
+    data_dir: &std::path::Path,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let config = trailkeep_server::Config {
+        data_dir: data_dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = trailkeep_server::App::build(&config).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(trailkeep_server::serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    (url, tx, task)
+}
+
+#[tokio::test]
+async fn an_event_altered_in_the_database_file_no_longer_matches_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (url, stop, task) = serve_dir(&data_dir).await;
+    let client = Client::new(&url, Some(client_key(&data_dir))).unwrap();
+    let batch: Vec<_> =
+        (0..5).map(|i| serde_json::json!({"organization_id": "acme", "action": "a.b", "metadata": {"n": i}})).collect();
+    let sent = client.send_events(&batch).await.unwrap();
+    checkpoint_of(&client, "acme", 5).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    // With the service stopped, rewrite one stored event the way someone with file access could.
+    let db = rusqlite::Connection::open(data_dir.join("trailkeep.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE events SET payload = replace(payload, '\"n\":2', '\"n\":20') WHERE org_id = 'acme' AND seq = 3",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+
+    let (url, stop, task) = serve_dir(&data_dir).await;
+    let client = Client::new(&url, Some(client_key(&data_dir))).unwrap();
+    for (i, ack) in sent.acks.iter().enumerate() {
+        let (status, proof) = get(&client, &format!("/v1/events/{}/proof?organization_id=acme", ack.id)).await;
+        assert_eq!(status, 200, "{proof}");
+        assert_eq!(proof["event_matches_leaf"], i != 2, "seq {}", ack.seq);
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+fn client_key(data_dir: &std::path::Path) -> String {
+    std::fs::read_to_string(data_dir.join("admin.key")).unwrap().trim().to_owned()
+}
