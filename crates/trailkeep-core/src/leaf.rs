@@ -24,6 +24,14 @@ pub fn event_leaf_hash(event: &Event) -> Result<Hash, LeafError> {
     Ok(leaf_hash(&leaf_bytes(event)?))
 }
 
+/// The leaf hash of an event given as the JSON the API returns (or the store keeps): the same hash as
+/// [`event_leaf_hash`] of that event, without building the typed event first.
+pub fn json_leaf_hash(json: &str) -> Result<Hash, LeafError> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| LeafError(e.to_string()))?;
+    let bytes = serde_json_canonicalizer::to_vec(&value).map_err(|e| LeafError(e.to_string()))?;
+    Ok(leaf_hash(&bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +55,14 @@ mod tests {
             \"occurred_at\":\"2026-01-02T03:04:05.000Z\",\"organization_id\":\"acme\",\"outcome\":\"success\",\
             \"received_at\":\"2026-01-02T03:04:05.678Z\",\"seq\":3}";
         assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn hashing_the_stored_json_equals_hashing_the_typed_event() {
+        let typed = event(STORED);
+        let stored = serde_json::to_string(&typed).unwrap();
+        assert_eq!(json_leaf_hash(&stored).unwrap(), event_leaf_hash(&typed).unwrap());
+        assert_eq!(json_leaf_hash(STORED).unwrap(), event_leaf_hash(&typed).unwrap());
     }
 
     #[test]

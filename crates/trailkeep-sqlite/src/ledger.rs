@@ -14,9 +14,8 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use trailkeep_core::Event;
 use trailkeep_core::checkpoint::{Checkpoint, Signer, sign_note};
-use trailkeep_core::leaf::event_leaf_hash;
+use trailkeep_core::leaf::json_leaf_hash;
 use trailkeep_core::merkle::{CompactRange, Hash, NodeSource};
 
 const BATCH: i64 = 5000;
@@ -141,10 +140,9 @@ impl Sealer {
         let mut nodes: Vec<(String, u8, u64, Hash)> = Vec::with_capacity(rows.len() * 2);
         let mut grown: Vec<String> = Vec::new();
         for (pos, org, seq, payload) in &rows {
-            let event: Event = serde_json::from_str(payload)
-                .map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
+            // The payload is the event exactly as the API returns it, so its canonical form is the leaf.
             let leaf =
-                event_leaf_hash(&event).map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
+                json_leaf_hash(payload).map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
             let tree = self.tree(org)?;
             if *seq as u64 != tree.size() + 1 {
                 return Err(SealError::OutOfOrder { org: org.clone(), seq: *seq as u64, expected: tree.size() + 1 });
