@@ -6,8 +6,12 @@ use trailkeep_sqlite::{SqliteConfig, SqliteStore};
 use trailkeep_store::conformance::Fixture;
 
 async fn sqlite_store() -> Fixture {
+    use trailkeep_core::checkpoint::Ed25519Signer;
+    use trailkeep_store::conformance::{SEALING_KEY_NAME, SEALING_SEED};
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&SqliteConfig::new(dir.path())).expect("open store");
+    let signer = Ed25519Signer::from_seed(SEALING_KEY_NAME, &SEALING_SEED).expect("signing key");
+    let sealing = trailkeep_sqlite::ledger::Sealing { signer: Arc::new(signer), deployment: SEALING_KEY_NAME.into() };
+    let store = SqliteStore::open(&SqliteConfig::new(dir.path()).with_sealing(sealing)).expect("open store");
     (Arc::new(store), Box::new(dir))
 }
 

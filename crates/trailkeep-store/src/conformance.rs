@@ -204,6 +204,44 @@ pub async fn cost_ranges_page_in_timeline_order_whether_rare_or_common(store: &d
     assert_eq!(common.events.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), vec![15_999, 15_998, 15_997, 15_996]);
 }
 
+/// The verifier of the key the engine's fixture seals with: the fixture must sign with
+/// `Ed25519Signer::from_seed(SEALING_KEY_NAME, &SEALING_SEED)` under the deployment name `SEALING_KEY_NAME`.
+pub const SEALING_KEY_NAME: &str = "conformance.test";
+pub const SEALING_SEED: [u8; 32] = [7; 32];
+
+pub async fn appended_events_are_sealed_into_a_signed_tree(store: &dyn Store) {
+    use trailkeep_core::checkpoint::{Ed25519Signer, open_note};
+    use trailkeep_core::merkle::{NodeId, leaf_hash, root};
+    let events: Vec<NewEvent> = (0..5).map(|i| new_event("a", "x.y", i)).collect();
+    append(store, events).await;
+    append(store, vec![new_event("b", "x.y", 1)]).await;
+    let mut checkpoint = None;
+    for _ in 0..400 {
+        checkpoint = store.latest_checkpoint(&org("a")).await.unwrap();
+        if checkpoint.as_ref().is_some_and(|c| c.size == 5) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let checkpoint = checkpoint.expect("a checkpoint within a few seconds");
+    assert_eq!(checkpoint.size, 5);
+    let verifier = Ed25519Signer::from_seed(SEALING_KEY_NAME, &SEALING_SEED).unwrap().verifier();
+    let (body, _) = open_note(&checkpoint.note, &[verifier]).expect("signed by the fixture's key");
+    assert_eq!((body.origin.as_str(), body.size, body.root), ("conformance.test/a", 5, checkpoint.root));
+    assert_eq!(store.checkpoint_at(&org("a"), 5).await.unwrap(), Some(checkpoint.clone()));
+    // The leaves are the events' canonical hashes, in seq order, and the root is built from them.
+    let scope = ReadScope::org(org("a"));
+    let stored = store.list_events(&scope, &EventQuery { order: Order::Asc, ..query(10) }).await.unwrap().events;
+    let ids: Vec<NodeId> = (0..5).map(|i| NodeId::new(0, i)).chain([NodeId::new(3, 0)]).collect();
+    let nodes = store.tree_nodes(&org("a"), &ids).await.unwrap();
+    let leaves: Vec<_> = stored.iter().map(|e| trailkeep_core::leaf::event_leaf_hash(e).unwrap()).collect();
+    assert_eq!(nodes[..5].iter().map(|n| n.unwrap()).collect::<Vec<_>>(), leaves);
+    assert_eq!(nodes[5], None, "no perfect subtree of eight leaves in a tree of five");
+    assert_eq!(root(&leaves), checkpoint.root);
+    assert_ne!(leaves[0], leaf_hash(b""));
+    assert!(store.latest_checkpoint(&org("nobody")).await.unwrap().is_none());
+}
+
 fn key(id: &str, org_id: Option<&str>, hash: u8) -> ApiKeyRecord {
     ApiKeyRecord {
         id: id.into(),
@@ -252,6 +290,7 @@ macro_rules! store_conformance_tests {
             a_project_scope_sees_only_its_projects,
             filters_select_each_matching_event_once,
             cost_ranges_page_in_timeline_order_whether_rare_or_common,
+            appended_events_are_sealed_into_a_signed_tree,
             keys_are_created_found_listed_and_revoked_with_their_audit_events,
             appends_after_shutdown_fail_and_nothing_is_lost_before_it,
         );

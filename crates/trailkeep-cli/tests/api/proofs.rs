@@ -171,6 +171,13 @@ async fn an_event_altered_in_the_database_file_no_longer_matches_its_receipt() {
         assert_eq!(status, 200, "{proof}");
         assert_eq!(proof["event_matches_leaf"], i != 2, "seq {}", ack.seq);
     }
+    // After the restart the tree grows on from its stored right edge, consistently with what was signed.
+    let five = checkpoint_of(&client, "acme", 5).await;
+    let batch: Vec<_> = (0..3).map(|_| event("acme", "a.c")).collect();
+    client.send_events(&batch).await.unwrap();
+    let eight = checkpoint_of(&client, "acme", 8).await;
+    let (_, proof) = get(&client, "/v1/proofs/consistency?organization_id=acme&from=5&to=8").await;
+    verify_consistency(5, 8, &hashes(&proof["proof"]), &hash(&five["root_hash"]), &hash(&eight["root_hash"])).unwrap();
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
