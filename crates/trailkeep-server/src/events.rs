@@ -9,10 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use trailkeep_core::Filter;
 use trailkeep_core::cursor::{Cursor, Order};
 use trailkeep_core::time::format_millis;
 use trailkeep_core::validate::{IngestContext, is_batch, parse_batch};
-use trailkeep_core::{Event, Filter};
 use trailkeep_store::{AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope};
 use trailkeep_wire::{CreateEventsResponse, EventAck, EventPage};
 use uuid::Uuid;
@@ -177,23 +177,36 @@ pub async fn list_events(
     Ok(Json(EventPage { data: result.events, next_cursor: result.next.map(|c| c.encode()) }))
 }
 
-/// `GET /v1/events/{id}`.
+/// `GET /v1/events/{id}`; with `?proof=true` the event carries an `integrity` object: its inclusion proof
+/// against the newest checkpoint (`{"status": "pending"}` until one covers it).
 pub async fn get_event(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(id): Path<String>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Event>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     principal.require(Permission::EventsRead)?;
     let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
     let requested = params.iter().find(|(k, _)| k == "organization_id").map(|(_, v)| v.as_str());
+    let with_proof = match params.iter().find(|(k, _)| k == "proof").map(|(_, v)| v.as_str()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_param("proof", "proof must be `true` or `false`")),
+    };
     let org = principal.read_org(requested)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_param("id", "an event id is a UUID"))?;
     // Another organisation's event and a missing one answer alike, so ids reveal nothing across tenants.
-    state
+    let event = state
         .store
-        .get_event(&ReadScope::org(org), id)
+        .get_event(&ReadScope::org(org.clone()), id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("no such event in this organisation"))
+        .ok_or_else(|| ApiError::not_found("no such event in this organisation"))?;
+    let mut body = serde_json::to_value(&event).map_err(ApiError::internal)?;
+    if with_proof {
+        let integrity = crate::proofs::newest_inclusion(&state, &org, &event)
+            .await?
+            .unwrap_or_else(|| serde_json::json!({ "status": "pending" }));
+        body["integrity"] = integrity;
+    }
+    Ok(Json(body))
 }

@@ -11,10 +11,10 @@ use axum::extract::{Path, Query, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use trailkeep_core::OrgId;
 use trailkeep_core::leaf::event_leaf_hash;
 use trailkeep_core::merkle::{self, Hash, NodeId};
 use trailkeep_core::time::format_millis;
+use trailkeep_core::{Event, OrgId};
 use trailkeep_store::{Permission, ReadScope, StoredCheckpoint};
 use uuid::Uuid;
 
@@ -91,6 +91,42 @@ pub async fn get_checkpoint(
     Ok(Json(checkpoint_json(&org, &checkpoint)))
 }
 
+/// The inclusion proof of `event` in the tree of `size` events, with its receipt, the root it leads to,
+/// the signed checkpoint of that size (when one was issued) and whether the event as stored now still
+/// hashes to its receipt.
+pub async fn inclusion(state: &AppState, org: &OrgId, event: &Event, size: u64) -> Result<Value, ApiError> {
+    let index = event.seq - 1;
+    let mut ids = merkle::inclusion_proof_nodes(index, size).map_err(ApiError::internal)?;
+    ids.extend(merkle::root_nodes(size));
+    ids.push(NodeId::new(0, index));
+    let map = nodes(state, org, ids).await?;
+    let proof = merkle::inclusion_proof(index, size, &map).map_err(ApiError::internal)?;
+    let root = merkle::root_at(size, &map).map_err(ApiError::internal)?;
+    let receipt = map[&NodeId::new(0, index)];
+    let current = event_leaf_hash(event).map_err(ApiError::internal)?;
+    let checkpoint = state.store.checkpoint_at(org, size).await?;
+    Ok(json!({
+        "id": event.id,
+        "seq": event.seq,
+        "leaf_index": index,
+        "tree_size": size,
+        "leaf_hash": b64(&receipt),
+        // The stored event as it is now hashes to its receipt: it has not been altered since it was sealed.
+        "event_matches_leaf": current == receipt,
+        "root_hash": b64(&root),
+        "proof": proof.iter().map(b64).collect::<Vec<_>>(),
+        "checkpoint": checkpoint.map(|c| c.note),
+    }))
+}
+
+/// The proof of `event` against the newest checkpoint, or `None` while no checkpoint covers it yet.
+pub async fn newest_inclusion(state: &AppState, org: &OrgId, event: &Event) -> Result<Option<Value>, ApiError> {
+    match state.store.latest_checkpoint(org).await? {
+        Some(newest) if newest.size >= event.seq => Ok(Some(inclusion(state, org, event, newest.size).await?)),
+        _ => Ok(None),
+    }
+}
+
 /// `GET /v1/events/{id}/proof?tree_size=N`: the inclusion proof of one event in the tree of `N` events
 /// (by default the newest checkpoint's).
 pub async fn get_event_proof(
@@ -117,28 +153,7 @@ pub async fn get_event_proof(
             format!("event {} has seq {}, beyond a tree of {size} events", event.id, event.seq),
         ));
     }
-    let index = event.seq - 1;
-    let mut ids = merkle::inclusion_proof_nodes(index, size).map_err(ApiError::internal)?;
-    ids.extend(merkle::root_nodes(size));
-    ids.push(NodeId::new(0, index));
-    let map = nodes(&state, &org, ids).await?;
-    let proof = merkle::inclusion_proof(index, size, &map).map_err(ApiError::internal)?;
-    let root = merkle::root_at(size, &map).map_err(ApiError::internal)?;
-    let receipt = map[&NodeId::new(0, index)];
-    let current = event_leaf_hash(&event).map_err(ApiError::internal)?;
-    let checkpoint = state.store.checkpoint_at(&org, size).await?;
-    Ok(Json(json!({
-        "id": event.id,
-        "seq": event.seq,
-        "leaf_index": index,
-        "tree_size": size,
-        "leaf_hash": b64(&receipt),
-        // The stored event as it is now hashes to its receipt: it has not been altered since it was sealed.
-        "event_matches_leaf": current == receipt,
-        "root_hash": b64(&root),
-        "proof": proof.iter().map(b64).collect::<Vec<_>>(),
-        "checkpoint": checkpoint.map(|c| c.note),
-    })))
+    Ok(Json(inclusion(&state, &org, &event, size).await?))
 }
 
 /// `GET /v1/proofs/consistency?from=M&to=N`: the proof that the tree of `M` events is a prefix of the

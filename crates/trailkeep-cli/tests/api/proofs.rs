@@ -185,3 +185,30 @@ async fn an_event_altered_in_the_database_file_no_longer_matches_its_receipt() {
 fn client_key(data_dir: &std::path::Path) -> String {
     std::fs::read_to_string(data_dir.join("admin.key")).unwrap().trim().to_owned()
 }
+
+#[tokio::test]
+async fn an_event_fetched_with_proof_true_carries_its_inclusion_proof() {
+    let app = spawn_app().await;
+    let batch: Vec<_> = (0..6).map(|_| event("acme", "a.b")).collect();
+    let sent = app.admin.send_events(&batch).await.unwrap();
+    let checkpoint = checkpoint_of(&app.admin, "acme", 6).await;
+    let id = sent.acks[4].id;
+    let (status, body) = get(&app.admin, &format!("/v1/events/{id}?organization_id=acme&proof=true")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["seq"], 5);
+    let integrity = &body["integrity"];
+    assert_eq!(integrity["event_matches_leaf"], true);
+    verify_inclusion(
+        &hash(&integrity["leaf_hash"]),
+        4,
+        6,
+        &hashes(&integrity["proof"]),
+        &hash(&checkpoint["root_hash"]),
+    )
+    .unwrap();
+    let (_, plain) = get(&app.admin, &format!("/v1/events/{id}?organization_id=acme")).await;
+    assert!(plain.get("integrity").is_none());
+    let (status, bad) = get(&app.admin, &format!("/v1/events/{id}?organization_id=acme&proof=maybe")).await;
+    assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("proof")));
+    app.stop().await;
+}
