@@ -154,7 +154,7 @@ pub async fn list_events(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<EventPage>, ApiError> {
     principal.require(Permission::EventsRead)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let params = crate::query_pairs(params)?;
     if let Some((key, _)) = params.iter().find(|(k, _)| !is_known_param(k)) {
         return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/query-language.md")));
     }
@@ -186,7 +186,7 @@ pub async fn get_event(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     principal.require(Permission::EventsRead)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let params = crate::query_pairs(params)?;
     let requested = params.iter().find(|(k, _)| k == "organization_id").map(|(_, v)| v.as_str());
     let with_proof = match params.iter().find(|(k, _)| k == "proof").map(|(_, v)| v.as_str()) {
         None | Some("false") => false,

@@ -168,7 +168,7 @@ pub async fn list_keys(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<KeyList>, ApiError> {
     principal.require(Permission::Admin)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let params = crate::query_pairs(params)?;
     let requested = params.iter().find(|(k, _)| k == "organization_id").map(|(_, v)| v.as_str());
     let org = match (&principal.key.org, requested) {
         (None, None) => None,

@@ -48,6 +48,15 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The query string as name-value pairs, in order, repeated names kept.
+pub(crate) fn query_pairs(
+    params: Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Vec<(String, String)>, error::ApiError> {
+    params
+        .map(|axum::extract::Query(pairs)| pairs)
+        .map_err(|e| error::ApiError::bad_param("", format!("cannot read the query string: {e}")))
+}
+
 /// The whole API on one screen.
 pub fn router(state: Arc<AppState>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");

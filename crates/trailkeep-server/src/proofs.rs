@@ -85,7 +85,7 @@ pub async fn get_checkpoint(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Permission::EventsRead)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let params = crate::query_pairs(params)?;
     let org = principal.read_org(param(&params, "organization_id"))?;
     let checkpoint = latest(&state, &org).await?;
     Ok(Json(checkpoint_json(&org, &checkpoint)))
@@ -136,7 +136,7 @@ pub async fn get_event_proof(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Permission::EventsRead)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let params = crate::query_pairs(params)?;
     let org = principal.read_org(param(&params, "organization_id"))?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_param("id", "an event id is a UUID"))?;
     let event = state
@@ -164,7 +164,7 @@ pub async fn get_consistency_proof(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Permission::EventsRead)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("", format!("cannot read the query string: {e}")))?;
+    let params = crate::query_pairs(params)?;
     let org = principal.read_org(param(&params, "organization_id"))?;
     let newest = latest(&state, &org).await?;
     let from = size_param(&params, "from")?.ok_or_else(|| ApiError::bad_param("from", "from is required"))?;

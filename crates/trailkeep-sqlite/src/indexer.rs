@@ -66,23 +66,17 @@ impl Indexer {
 
     /// Indexes until the writer hangs up, waking on each commit notice (or every 250 ms regardless).
     pub fn run(mut self, commits: mpsc::Receiver<()>) {
-        loop {
-            match self.step() {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "full-text indexing failed; retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                    continue;
-                }
-            }
-            match commits.recv_timeout(Duration::from_millis(250)) {
-                Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    while matches!(self.step(), Ok(n) if n > 0) {}
-                    return;
-                }
-            }
-        }
+        crate::follow::follow(
+            commits,
+            crate::follow::Pace {
+                batch: BATCH as usize,
+                idle_wait: Duration::from_millis(250),
+                backoff: Duration::from_millis(500),
+            },
+            "full-text indexing",
+            || self.step(),
+            || {},
+            |_| {},
+        );
     }
 }

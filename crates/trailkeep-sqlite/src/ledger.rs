@@ -209,32 +209,26 @@ impl Sealer {
     }
 
     /// Seals until the writer hangs up, waking on each commit notice and every 100 ms, so that due
-    /// checkpoints are signed even when no new event arrives.
-    pub fn run(mut self, commits: mpsc::Receiver<()>) {
-        loop {
-            match self.step() {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    // Sealing stops at the first event it cannot place: the log keeps accepting events,
-                    // and the error repeats loudly until an operator looks.
-                    tracing::error!(error = %e, "sealing failed; retrying");
-                    self.trees.clear();
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            }
-            match commits.recv_timeout(Duration::from_millis(100)) {
-                Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    while matches!(self.step(), Ok(n) if n > 0) {}
-                    // One last pass signs whatever is still due, however recently its org was signed.
-                    self.last_signed.clear();
-                    let _ = self.step();
-                    return;
-                }
-            }
-        }
+    /// checkpoints are signed even when no new event arrives. Sealing stops at the first event it cannot
+    /// place: the log keeps accepting events, and the error repeats loudly until an operator looks.
+    pub fn run(self, commits: mpsc::Receiver<()>) {
+        let sealer = std::cell::RefCell::new(self);
+        crate::follow::follow(
+            commits,
+            crate::follow::Pace {
+                batch: BATCH as usize,
+                idle_wait: Duration::from_millis(100),
+                backoff: Duration::from_secs(1),
+            },
+            "sealing",
+            || sealer.borrow_mut().step(),
+            || sealer.borrow_mut().trees.clear(),
+            |step| {
+                // One last pass signs whatever is still due, however recently its organisation was signed.
+                sealer.borrow_mut().last_signed.clear();
+                let _ = step();
+            },
+        );
     }
 }
 

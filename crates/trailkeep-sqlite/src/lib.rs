@@ -7,6 +7,7 @@
 //!
 //! **Boundary:** this crate is the only place (with its PostgreSQL sibling) that speaks SQL.
 
+mod follow;
 pub mod indexer;
 pub mod ledger;
 pub mod read;
