@@ -111,6 +111,13 @@ impl Principal {
         }
     }
 
+    /// The organisation a read of events acts on, for a key that may read events: its own, or the one
+    /// named by the `organization_id` query parameter.
+    pub fn events_reader(&self, params: &[(String, String)]) -> Result<OrgId, ApiError> {
+        self.require(Permission::EventsRead)?;
+        self.read_org(crate::param(params, "organization_id"))
+    }
+
     /// Whether this key may act on `org`.
     pub fn covers(&self, org: &OrgId) -> bool {
         self.key.org.as_ref().is_none_or(|own| own == org)

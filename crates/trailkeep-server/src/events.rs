@@ -15,7 +15,6 @@ use trailkeep_core::time::format_millis;
 use trailkeep_core::validate::{IngestContext, is_batch, parse_batch};
 use trailkeep_store::{AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope};
 use trailkeep_wire::{CreateEventsResponse, EventAck, EventPage};
-use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -185,22 +184,14 @@ pub async fn get_event(
     Path(id): Path<String>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    principal.require(Permission::EventsRead)?;
     let params = crate::query_pairs(params)?;
-    let requested = params.iter().find(|(k, _)| k == "organization_id").map(|(_, v)| v.as_str());
-    let with_proof = match params.iter().find(|(k, _)| k == "proof").map(|(_, v)| v.as_str()) {
+    let org = principal.events_reader(&params)?;
+    let with_proof = match crate::param(&params, "proof") {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::bad_param("proof", "proof must be `true` or `false`")),
     };
-    let org = principal.read_org(requested)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_param("id", "an event id is a UUID"))?;
-    // Another organisation's event and a missing one answer alike, so ids reveal nothing across tenants.
-    let event = state
-        .store
-        .get_event(&ReadScope::org(org.clone()), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such event in this organisation"))?;
+    let event = crate::fetch_event(&state, &org, &id).await?;
     let mut body = serde_json::to_value(&event).map_err(ApiError::internal)?;
     if with_proof {
         let integrity = crate::proofs::newest_inclusion(&state, &org, &event)

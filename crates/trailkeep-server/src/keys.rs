@@ -169,7 +169,7 @@ pub async fn list_keys(
 ) -> Result<Json<KeyList>, ApiError> {
     principal.require(Permission::Admin)?;
     let params = crate::query_pairs(params)?;
-    let requested = params.iter().find(|(k, _)| k == "organization_id").map(|(_, v)| v.as_str());
+    let requested = crate::param(&params, "organization_id");
     let org = match (&principal.key.org, requested) {
         (None, None) => None,
         _ => Some(principal.read_org(requested)?),

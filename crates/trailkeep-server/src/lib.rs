@@ -57,6 +57,26 @@ pub(crate) fn query_pairs(
         .map_err(|e| error::ApiError::bad_param("", format!("cannot read the query string: {e}")))
 }
 
+/// The first value of the query parameter `name`.
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// One event of the caller's organisation by the id in the path; another organisation's event and a
+/// missing one answer alike, so ids reveal nothing across tenants.
+pub(crate) async fn fetch_event(
+    state: &AppState,
+    org: &trailkeep_core::OrgId,
+    id: &str,
+) -> Result<trailkeep_core::Event, error::ApiError> {
+    let id = uuid::Uuid::parse_str(id).map_err(|_| error::ApiError::bad_param("id", "an event id is a UUID"))?;
+    state
+        .store
+        .get_event(&trailkeep_store::ReadScope::org(org.clone()), id)
+        .await?
+        .ok_or_else(|| error::ApiError::not_found("no such event in this organisation"))
+}
+
 /// The whole API on one screen.
 pub fn router(state: Arc<AppState>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");

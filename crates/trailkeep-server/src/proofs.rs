@@ -15,8 +15,7 @@ use trailkeep_core::leaf::event_leaf_hash;
 use trailkeep_core::merkle::{self, Hash, NodeId};
 use trailkeep_core::time::format_millis;
 use trailkeep_core::{Event, OrgId};
-use trailkeep_store::{Permission, ReadScope, StoredCheckpoint};
-use uuid::Uuid;
+use trailkeep_store::StoredCheckpoint;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -26,12 +25,8 @@ fn b64(hash: &Hash) -> String {
     STANDARD.encode(hash)
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 fn size_param(params: &[(String, String)], name: &str) -> Result<Option<u64>, ApiError> {
-    param(params, name)
+    crate::param(params, name)
         .map(|v| {
             v.parse::<u64>().map_err(|_| ApiError::bad_param(name, format!("{name} must be a whole number of events")))
         })
@@ -84,9 +79,8 @@ pub async fn get_checkpoint(
     principal: Principal,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Permission::EventsRead)?;
     let params = crate::query_pairs(params)?;
-    let org = principal.read_org(param(&params, "organization_id"))?;
+    let org = principal.events_reader(&params)?;
     let checkpoint = latest(&state, &org).await?;
     Ok(Json(checkpoint_json(&org, &checkpoint)))
 }
@@ -135,15 +129,9 @@ pub async fn get_event_proof(
     Path(id): Path<String>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Permission::EventsRead)?;
     let params = crate::query_pairs(params)?;
-    let org = principal.read_org(param(&params, "organization_id"))?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_param("id", "an event id is a UUID"))?;
-    let event = state
-        .store
-        .get_event(&ReadScope::org(org.clone()), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such event in this organisation"))?;
+    let org = principal.events_reader(&params)?;
+    let event = crate::fetch_event(&state, &org, &id).await?;
     let newest = latest(&state, &org).await?;
     let size = size_param(&params, "tree_size")?.unwrap_or(newest.size);
     within(size, &newest, "tree_size")?;
@@ -163,9 +151,8 @@ pub async fn get_consistency_proof(
     principal: Principal,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Permission::EventsRead)?;
     let params = crate::query_pairs(params)?;
-    let org = principal.read_org(param(&params, "organization_id"))?;
+    let org = principal.events_reader(&params)?;
     let newest = latest(&state, &org).await?;
     let from = size_param(&params, "from")?.ok_or_else(|| ApiError::bad_param("from", "from is required"))?;
     let to = size_param(&params, "to")?.unwrap_or(newest.size);
