@@ -123,3 +123,24 @@ async fn a_full_ingest_queue_answers_503_with_retry_after_and_drops_nothing_ackn
     assert_eq!(stored.len(), acked);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_client_batcher_sends_full_batches_and_flushes_the_rest() {
+    let app = spawn_app().await;
+    let mut batcher = app.admin.batcher(10);
+    let mut sent_on_push = 0;
+    for i in 0..25 {
+        sent_on_push +=
+            batcher.push(json!({"organization_id": "acme", "action": "a.b", "metadata": {"i": i}})).await.unwrap();
+    }
+    assert_eq!(sent_on_push, 20, "two full batches go out as they fill");
+    assert_eq!(batcher.flush().await.unwrap(), 5);
+    assert_eq!(batcher.flush().await.unwrap(), 0);
+    assert_eq!(batcher.acks().iter().map(|a| a.seq).collect::<Vec<_>>(), (1..=25).collect::<Vec<_>>());
+    let stored = app.admin.list_all_events(&[("organization_id", "acme"), ("order", "asc")]).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.metadata["i"].as_u64().unwrap()).collect::<Vec<_>>(),
+        (0..25).collect::<Vec<_>>()
+    );
+    app.stop().await;
+}
