@@ -6,6 +6,7 @@
 //! here can be tested in isolation and reused by the server, the CLI and the stores alike.
 
 pub mod action;
+pub mod bundle;
 pub mod checkpoint;
 pub mod cursor;
 pub mod event;

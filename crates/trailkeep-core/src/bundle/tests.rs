@@ -1,0 +1,324 @@
+use super::*;
+use crate::checkpoint::{Ed25519Signer, sign_note};
+use crate::merkle::MemoryTree;
+
+const ORG: &str = "org_acme";
+const ORIGIN: &str = "audit.test/org_acme";
+
+fn signer() -> Ed25519Signer {
+    Ed25519Signer::from_seed("audit.test", &[7; 32]).unwrap()
+}
+
+fn event_id(seq: u64) -> Uuid {
+    Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + seq as u128)
+}
+
+fn received_at(seq: u64) -> String {
+    format!("2026-03-01T00:00:{:02}.{:03}Z", seq % 60, seq % 1000)
+}
+
+/// The canonical bytes of a small event with the given seq.
+fn event_bytes(seq: u64, action: &str) -> String {
+    format!(
+        "{{\"action\":\"{action}\",\"id\":\"{}\",\"organization_id\":\"{ORG}\",\"received_at\":\"{}\",\"seq\":{seq}}}",
+        event_id(seq),
+        received_at(seq)
+    )
+}
+
+fn receipt(seq: u64, leaf: Hash) -> Receipt {
+    Receipt { seq, id: event_id(seq), received_at: received_at(seq), leaf_hash: leaf }
+}
+
+struct Log {
+    events: Vec<String>,
+    tree: MemoryTree,
+}
+
+fn log(size: u64) -> Log {
+    let events: Vec<String> = (1..=size).map(|seq| event_bytes(seq, "user.signed_in")).collect();
+    let tree = MemoryTree::from_leaves(events.iter().map(|e| merkle::leaf_hash(e.as_bytes())));
+    Log { events, tree }
+}
+
+fn note(size: u64, root: Hash) -> String {
+    let body = Checkpoint { origin: ORIGIN.into(), size, root, extensions: vec![] }.to_body();
+    sign_note(&body, &[&signer()]).unwrap()
+}
+
+fn manifest(kind: BundleKind, size: u64, range: Option<(u64, u64)>) -> String {
+    serde_json::to_string(&Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        organization_id: ORG.into(),
+        origin: ORIGIN.into(),
+        kind,
+        proves: kind.proves().into(),
+        tree_size: size,
+        from_seq: range.map(|r| r.0),
+        to_seq: range.map(|r| r.1),
+        filter: None,
+        created_at: "2026-03-02T00:00:00.000Z".into(),
+    })
+    .unwrap()
+}
+
+/// The lines of a range bundle of seq `from..=to` of `log`.
+fn range_bundle(log: &Log, from: u64, to: u64, consistency_from: &[u64]) -> Vec<String> {
+    let size = log.tree.size();
+    let proof = merkle::range_proof(from - 1, to, size, &log.tree).unwrap();
+    let consistency = consistency_from
+        .iter()
+        .map(|m| ConsistencyProof {
+            from_size: *m,
+            proof: merkle::consistency_proof(*m, size, &log.tree).unwrap().iter().map(encode_hash).collect(),
+        })
+        .collect();
+    let proofs = ProofLine {
+        checkpoint: note(size, log.tree.root()),
+        range_proof: Some(proof.iter().map(encode_hash).collect()),
+        consistency,
+    };
+    let mut lines = vec![manifest(BundleKind::Range, size, Some((from, to))), serde_json::to_string(&proofs).unwrap()];
+    for seq in from..=to {
+        let leaf = *log.tree.leaf(seq - 1).unwrap();
+        lines.push(entry_line(&receipt(seq, leaf), None, Some(log.events[seq as usize - 1].as_bytes())));
+    }
+    lines.push(end_line(to - from + 1));
+    lines
+}
+
+fn selection_bundle(log: &Log, seqs: &[u64]) -> Vec<String> {
+    let size = log.tree.size();
+    let proofs = ProofLine { checkpoint: note(size, log.tree.root()), range_proof: None, consistency: vec![] };
+    let mut lines = vec![manifest(BundleKind::Selection, size, None), serde_json::to_string(&proofs).unwrap()];
+    for seq in seqs {
+        let leaf = *log.tree.leaf(seq - 1).unwrap();
+        let proof = merkle::inclusion_proof(seq - 1, size, &log.tree).unwrap();
+        lines.push(entry_line(&receipt(*seq, leaf), Some(&proof), Some(log.events[*seq as usize - 1].as_bytes())));
+    }
+    lines.push(end_line(seqs.len() as u64));
+    lines
+}
+
+fn verify_with(lines: &[String], since: Option<Checkpoint>) -> Result<Report, BundleError> {
+    let mut verifier = BundleVerifier::new(vec![signer().verifier()], since);
+    for line in lines {
+        verifier.line(line)?;
+    }
+    verifier.finish()
+}
+
+fn verify(lines: &[String]) -> Report {
+    verify_with(lines, None).unwrap()
+}
+
+fn kinds(report: &Report) -> Vec<(ProblemKind, Option<u64>)> {
+    report.problems.iter().map(|p| (p.kind, p.seq)).collect()
+}
+
+/// Index of the entry line of `seq` in a range bundle starting at seq 1.
+fn at(seq: u64) -> usize {
+    seq as usize + 1
+}
+
+#[test]
+fn an_untouched_range_bundle_verifies_for_every_range_shape() {
+    let log = log(37);
+    for (from, to) in [(1, 37), (1, 1), (37, 37), (5, 20), (16, 32), (2, 36)] {
+        let report = verify(&range_bundle(&log, from, to, &[]));
+        assert!(report.is_valid(), "{from}..={to}: {:?}", report.problems);
+        assert_eq!(report.verified, to - from + 1);
+        assert_eq!(report.entries, to - from + 1);
+        assert_eq!(report.signed_by.len(), 1);
+    }
+}
+
+#[test]
+fn an_altered_event_is_named() {
+    let log = log(20);
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    lines[at(7)] = lines[at(7)].replace("user.signed_in", "user.signed_out");
+    let report = verify(&lines);
+    assert_eq!(kinds(&report), vec![(ProblemKind::Altered, Some(7))]);
+    assert_eq!(report.problems[0].id, Some(event_id(7)));
+}
+
+#[test]
+fn an_altered_receipt_breaks_the_root() {
+    let log = log(20);
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    // Change the event and its receipt together: each entry is self-consistent, the tree is not.
+    let forged = event_bytes(7, "user.deleted");
+    let leaf = merkle::leaf_hash(forged.as_bytes());
+    lines[at(7)] = entry_line(&receipt(7, leaf), None, Some(forged.as_bytes()));
+    let report = verify(&lines);
+    assert_eq!(kinds(&report), vec![(ProblemKind::Receipts, None)]);
+}
+
+#[test]
+fn a_removed_event_is_missing_and_a_removed_payload_too() {
+    let log = log(20);
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    lines.remove(at(9));
+    let last = lines.len() - 1;
+    lines[last] = end_line(19);
+    assert_eq!(kinds(&verify(&lines)), vec![(ProblemKind::Missing, Some(9))]);
+
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    lines[at(4)] = entry_line(&receipt(4, *log.tree.leaf(3).unwrap()), None, None);
+    let report = verify(&lines);
+    assert_eq!(kinds(&report), vec![(ProblemKind::Missing, Some(4))]);
+    assert_eq!(report.problems[0].id, Some(event_id(4)));
+}
+
+#[test]
+fn swapped_events_are_reordered() {
+    let log = log(20);
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    // Swap the payloads, keep the receipts where they were.
+    let (five, six) = (log.events[4].clone(), log.events[5].clone());
+    lines[at(5)] = entry_line(&receipt(5, *log.tree.leaf(4).unwrap()), None, Some(six.as_bytes()));
+    lines[at(6)] = entry_line(&receipt(6, *log.tree.leaf(5).unwrap()), None, Some(five.as_bytes()));
+    let report = verify(&lines);
+    assert_eq!(kinds(&report), vec![(ProblemKind::Reordered, Some(5)), (ProblemKind::Reordered, Some(6))]);
+    assert!(report.problems[0].detail.contains("seq 6"), "{}", report.problems[0].detail);
+
+    // Swapping whole lines puts them out of seq order.
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    lines.swap(at(5), at(6));
+    let report = verify(&lines);
+    assert!(kinds(&report).contains(&(ProblemKind::Reordered, Some(5))), "{:?}", report.problems);
+}
+
+#[test]
+fn an_inserted_event_is_named() {
+    let log = log(20);
+    let mut lines = range_bundle(&log, 1, 20, &[]);
+    let forged = event_bytes(3, "admin.granted");
+    let forged_line = entry_line(&receipt(3, merkle::leaf_hash(forged.as_bytes())), None, Some(forged.as_bytes()));
+    lines.insert(at(4), forged_line);
+    let last = lines.len() - 1;
+    lines[last] = end_line(21);
+    let report = verify(&lines);
+    assert_eq!(kinds(&report), vec![(ProblemKind::Inserted, Some(3))]);
+}
+
+#[test]
+fn a_cut_short_bundle_is_refused() {
+    let log = log(10);
+    let lines = range_bundle(&log, 1, 10, &[]);
+    assert!(matches!(verify_with(&lines[..lines.len() - 1], None), Err(BundleError::Truncated(_))));
+    // An end line that counts more than the bundle holds.
+    let mut short = lines[..lines.len() - 3].to_vec();
+    short.push(end_line(10));
+    assert!(matches!(verify_with(&short, None), Err(BundleError::Truncated(_))));
+    // Entries dropped from the tail with a matching count: the missing seqs are named.
+    let mut short = lines[..lines.len() - 3].to_vec();
+    short.push(end_line(8));
+    assert_eq!(kinds(&verify(&short)), vec![(ProblemKind::Missing, Some(9)), (ProblemKind::Missing, Some(10))]);
+}
+
+#[test]
+fn a_bad_signature_or_unknown_key_is_refused() {
+    let log = log(10);
+    let mut lines = range_bundle(&log, 1, 10, &[]);
+    let mut proofs: ProofLine = serde_json::from_str(&lines[1]).unwrap();
+    // Flip one character of the signature's base64.
+    let at = proofs.checkpoint.len() - 5;
+    let flipped = if &proofs.checkpoint[at..at + 1] == "A" { "B" } else { "A" };
+    proofs.checkpoint.replace_range(at..at + 1, flipped);
+    lines[1] = serde_json::to_string(&proofs).unwrap();
+    assert!(matches!(verify_with(&lines, None), Err(BundleError::BadSignature(_))));
+
+    let lines = range_bundle(&log, 1, 10, &[]);
+    let other = Ed25519Signer::from_seed("audit.test", &[8; 32]).unwrap().verifier();
+    let mut verifier = BundleVerifier::new(vec![other], None);
+    assert!(matches!(
+        verifier.line(&lines[0]).and_then(|_| verifier.line(&lines[1])),
+        Err(BundleError::BadSignature(_))
+    ));
+}
+
+#[test]
+fn malformed_lines_name_their_line() {
+    let log = log(5);
+    let lines = range_bundle(&log, 1, 5, &[]);
+    for (index, replacement) in [
+        (0, "{\"format\":\"zip\"}"),
+        (2, "not json"),
+        (3, "{\"seq\":2}"),
+        (3, &lines[3].replace("\"leaf_hash\":\"", "\"leaf_hash\":\"AA")),
+    ] {
+        let mut bad = lines.clone();
+        bad[index] = replacement.to_owned();
+        match verify_with(&bad, None) {
+            Err(BundleError::Malformed { line, .. }) => assert_eq!(line, index as u64 + 1, "{replacement}"),
+            other => panic!("{replacement}: {other:?}"),
+        }
+    }
+    let mut after = lines.clone();
+    after.push("{}".into());
+    assert!(matches!(verify_with(&after, None), Err(BundleError::Malformed { line: 9, .. })));
+}
+
+#[test]
+fn a_selection_proves_each_event_and_catches_forgeries() {
+    let log = log(50);
+    let lines = selection_bundle(&log, &[3, 17, 18, 42]);
+    let report = verify(&lines);
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.verified, 4);
+
+    let mut forged = lines.clone();
+    forged[3] = forged[3].replace("user.signed_in", "user.signed_out");
+    assert_eq!(kinds(&verify(&forged)), vec![(ProblemKind::Altered, Some(17))]);
+
+    // A made-up entry with a valid-looking proof of someone else's leaf.
+    let fake = event_bytes(20, "admin.granted");
+    let proof = merkle::inclusion_proof(19, 50, &log.tree).unwrap();
+    let mut inserted = lines.clone();
+    inserted
+        .insert(5, entry_line(&receipt(20, merkle::leaf_hash(fake.as_bytes())), Some(&proof), Some(fake.as_bytes())));
+    let last = inserted.len() - 1;
+    inserted[last] = end_line(5);
+    assert_eq!(kinds(&verify(&inserted)), vec![(ProblemKind::Inserted, Some(20))]);
+}
+
+#[test]
+fn history_is_checked_against_an_earlier_checkpoint() {
+    let log_ = log(40);
+    let old_tree = MemoryTree::from_leaves((0..25).map(|i| *log_.tree.leaf(i).unwrap()));
+    let old = Checkpoint { origin: ORIGIN.into(), size: 25, root: old_tree.root(), extensions: vec![] };
+
+    // From seq 1, the earlier root is recomputed from the leaves.
+    let report = verify_with(&range_bundle(&log_, 1, 40, &[]), Some(old.clone())).unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.consistent_with, Some(25));
+
+    // A later range needs a consistency proof.
+    let report = verify_with(&range_bundle(&log_, 30, 40, &[]), Some(old.clone())).unwrap();
+    assert_eq!(kinds(&report), vec![(ProblemKind::Inconsistent, None)]);
+    let report = verify_with(&range_bundle(&log_, 30, 40, &[25]), Some(old.clone())).unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+
+    // A forked history: an event before 25 rewritten and everything resealed.
+    let mut forked_events = log_.events.clone();
+    forked_events[10] = event_bytes(11, "user.deleted");
+    let forked = Log {
+        tree: MemoryTree::from_leaves(forked_events.iter().map(|e| merkle::leaf_hash(e.as_bytes()))),
+        events: forked_events,
+    };
+    for consistency in [&[][..], &[25][..]] {
+        let report = verify_with(&range_bundle(&forked, 1, 40, consistency), Some(old.clone())).unwrap();
+        assert_eq!(kinds(&report), vec![(ProblemKind::Inconsistent, None)], "{consistency:?}");
+    }
+    let report = verify_with(&range_bundle(&forked, 30, 40, &[25]), Some(old.clone())).unwrap();
+    assert_eq!(kinds(&report), vec![(ProblemKind::Inconsistent, None)]);
+
+    // A log that shrank below the earlier checkpoint.
+    let short = log(20);
+    let report = verify_with(&range_bundle(&short, 1, 20, &[]), Some(old)).unwrap();
+    assert_eq!(kinds(&report), vec![(ProblemKind::Inconsistent, None)]);
+    assert!(report.problems[0].detail.contains("shrank"));
+}
