@@ -1,10 +1,11 @@
-//! `trailkeep keys`: create, list and revoke API keys through the running service.
+//! `trailkeep keys`: create, list and revoke API keys through the running service; print and rotate the
+//! key that signs its checkpoints.
 
 use clap::Subcommand;
 use trailkeep_wire::{CreateKeyRequest, KeyInfo};
 
 use crate::Remote;
-use crate::term::cell;
+use crate::term::{cell, sanitize};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -36,6 +37,22 @@ pub enum KeysCommand {
     Public {
         #[command(flatten)]
         remote: Remote,
+        /// Print every key that ever signed, one per line, oldest first: a key ring that verifies old
+        /// checkpoints and exports as well as new ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Replace the checkpoint signing key (needs a platform admin key).
+    ///
+    /// The old key keeps signing next to the new one during the overlap, so readers that know only the
+    /// old key keep verifying; its public key stays listed by `keys public --all` for good.
+    RotateSigning {
+        #[command(flatten)]
+        remote: Remote,
+        /// How long the old key keeps signing next to the new one: seconds, or a duration such as
+        /// `90m`, `24h`, `7d` or `1h30m`; the service's default is 24h. `0` stops the old key at once.
+        #[arg(long)]
+        overlap: Option<String>,
     },
     /// Revoke a key at once.
     Revoke {
@@ -77,8 +94,20 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        KeysCommand::Public { remote } => {
+        KeysCommand::Public { remote, all: false } => {
             print!("{}", remote.anonymous_client()?.checkpoint_key().await?);
+        }
+        KeysCommand::Public { remote, all: true } => {
+            for key in remote.anonymous_client()?.checkpoint_keys().await? {
+                println!("{}", sanitize(&key.verifier_key));
+            }
+        }
+        KeysCommand::RotateSigning { remote, overlap } => {
+            let rotated = remote.client()?.rotate_checkpoint_key(overlap.as_deref()).await?;
+            println!("new key:      {}", sanitize(&rotated.verifier_key));
+            println!("previous key: {}", sanitize(&rotated.previous_verifier_key));
+            println!("the previous key also signs until {}", sanitize(&rotated.overlap_until));
+            println!("recorded as event {} in _platform", rotated.event_id);
         }
         KeysCommand::Revoke { remote, id } => {
             let key = remote.client()?.revoke_key(&id).await?;

@@ -78,7 +78,7 @@ enum Command {
     Send(send::SendArgs),
     /// Search an organisation's events with the query language.
     Search(search::SearchArgs),
-    /// Create, list and revoke API keys.
+    /// Create, list and revoke API keys; print or rotate the checkpoint signing key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
 }

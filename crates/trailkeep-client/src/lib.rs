@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trailkeep_wire::{
-    CreateEventsResponse, CreateKeyRequest, CreatedKey, ErrorBody, Event, EventAck, EventPage, KeyInfo, KeyList,
+    CheckpointKeyInfo, CheckpointKeyList, CreateEventsResponse, CreateKeyRequest, CreatedKey, ErrorBody, Event,
+    EventAck, EventPage, KeyInfo, KeyList, RotateCheckpointKeyRequest, RotatedCheckpointKey,
 };
 use uuid::Uuid;
 
@@ -291,6 +292,20 @@ impl Client {
             return decode::<serde_json::Value>(&r).map(|_| String::new());
         }
         String::from_utf8(r.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Every key that ever signed the deployment's checkpoints, oldest first, the active one included.
+    pub async fn checkpoint_keys(&self) -> Result<Vec<CheckpointKeyInfo>, ClientError> {
+        let list: CheckpointKeyList = self.call(Method::GET, "/v1/checkpoint-keys", None).await?;
+        Ok(list.data)
+    }
+
+    /// Replaces the checkpoint signing key (platform admin key only); the old key keeps signing next to
+    /// the new one for `overlap` (seconds, or a duration such as `24h`; the service's default when `None`).
+    pub async fn rotate_checkpoint_key(&self, overlap: Option<&str>) -> Result<RotatedCheckpointKey, ClientError> {
+        let request = RotateCheckpointKeyRequest { overlap: overlap.map(str::to_owned) };
+        let body = serde_json::to_vec(&request).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        self.call(Method::POST, "/v1/checkpoint-key/rotate", Some(body)).await
     }
 
     /// `GET /readyz` answered 200.

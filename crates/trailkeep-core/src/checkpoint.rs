@@ -39,6 +39,12 @@
 //! note with a signature from a known key that does not verify, and a note with no signature from a known
 //! key at all. Signatures from unknown keys are skipped, as the specification requires, so that cosigners
 //! and keys being rotated in do not break readers. It reports which known keys signed.
+//!
+//! # Rotating keys
+//!
+//! A [`SignerSet`] holds the key that signs now and the keys being retired, each of which keeps adding its
+//! signature until its overlap period ends. Old and new key may share a name: notes and readers tell keys
+//! apart by name and key id together.
 
 use std::fmt;
 use std::str::FromStr;
@@ -582,6 +588,9 @@ pub fn open_note(text: &str, verifiers: &[Verifier]) -> Result<(Checkpoint, Vec<
     let checkpoint = Checkpoint::parse_body(body).map_err(NoteError::Checkpoint)?;
     Ok((checkpoint, verified))
 }
+
+mod signer_set;
+pub use signer_set::{SharedSigner, SignerSet};
 
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -40,8 +40,8 @@ pub struct AppState {
     pub limits: Limits,
     pub keys: auth::KeyCache,
     pub metrics: PrometheusHandle,
-    /// The verifier key of the checkpoint signing key, in signed-note format.
-    pub checkpoint_key: String,
+    /// The checkpoint signing keys: the active one, those it replaced, and rotation.
+    pub signing: Arc<signing::SigningKeys>,
 }
 
 pub fn now_ms() -> i64 {
@@ -89,6 +89,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", delete(keys::revoke_key))
         .route("/v1/checkpoint-key", get(signing::get_checkpoint_key))
+        .route("/v1/checkpoint-key/rotate", post(signing::rotate_checkpoint_key))
+        .route("/v1/checkpoint-keys", get(signing::list_checkpoint_keys))
         .route("/healthz", get(health::get_health))
         .route("/readyz", get(health::get_ready))
         .route("/metrics", get(health::get_metrics))
@@ -124,22 +126,23 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<App> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
-        let signer = signing::load_or_create(&config.data_dir, &config.deployment)?;
-        let checkpoint_key = signer.verifier().to_string();
-        let deployment = signer.verifier().name().to_owned();
-        let mut sqlite = SqliteConfig::new(&config.data_dir)
-            .with_sealing(trailkeep_sqlite::ledger::Sealing { signer: Arc::new(signer), deployment });
+        let signing = Arc::new(signing::SigningKeys::open(&config.data_dir, &config.deployment)?);
+        let sealing =
+            trailkeep_sqlite::ledger::Sealing { signers: signing.signers(), deployment: signing.deployment() };
+        let mut sqlite = SqliteConfig::new(&config.data_dir).with_sealing(sealing);
         sqlite.read_connections = config.read_connections;
         sqlite.queue_capacity = config.queue_capacity;
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
         let store: Arc<dyn Store> = Arc::new(store);
         let new_admin_key = keys::bootstrap_admin_key(store.as_ref(), &config.data_dir).await?;
+        signing::record_interrupted_rotations(&signing, store.as_ref()).await;
+        signing::forget_keys_as_overlaps_end(signing.clone());
         let state = Arc::new(AppState {
             store,
             limits: config.limits(),
             keys: auth::KeyCache::default(),
             metrics: health::metrics_handle(),
-            checkpoint_key,
+            signing,
         });
         Ok(App { state, new_admin_key })
     }

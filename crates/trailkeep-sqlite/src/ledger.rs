@@ -14,7 +14,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use trailkeep_core::checkpoint::{Checkpoint, Signer, sign_note};
+use trailkeep_core::checkpoint::{Checkpoint, SignerSet};
 use trailkeep_core::leaf::json_leaf_hash;
 use trailkeep_core::merkle::{CompactRange, Hash, NodeSource};
 
@@ -22,16 +22,17 @@ const BATCH: i64 = 5000;
 /// The least time between two checkpoints of one organisation.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How the sealer signs: the key, and the deployment name that starts every checkpoint's origin line.
+/// How the sealer signs: the keys, and the deployment name that starts every checkpoint's origin line.
+/// The set is shared with whoever rotates the keys, so a rotation reaches the sealer without a restart.
 #[derive(Clone)]
 pub struct Sealing {
-    pub signer: Arc<dyn Signer + Send + Sync>,
+    pub signers: Arc<SignerSet>,
     pub deployment: String,
 }
 
 impl std::fmt::Debug for Sealing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealing").field("deployment", &self.deployment).finish_non_exhaustive()
+        f.debug_struct("Sealing").field("deployment", &self.deployment).field("signers", &self.signers).finish()
     }
 }
 
@@ -172,7 +173,10 @@ impl Sealer {
                 root: tree.root(),
                 extensions: Vec::new(),
             };
-            let note = sign_note(&checkpoint.to_body(), &[self.sealing.signer.as_ref()])
+            let note = self
+                .sealing
+                .signers
+                .sign_note(&checkpoint.to_body(), std::time::SystemTime::now())
                 .map_err(|e| SealError::Sign(e.to_string()))?;
             checkpoints.push((org.clone(), checkpoint, note));
         }

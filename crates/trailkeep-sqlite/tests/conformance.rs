@@ -10,7 +10,8 @@ async fn sqlite_store() -> Fixture {
     use trailkeep_store::conformance::{SEALING_KEY_NAME, SEALING_SEED};
     let dir = tempfile::tempdir().expect("temp dir");
     let signer = Ed25519Signer::from_seed(SEALING_KEY_NAME, &SEALING_SEED).expect("signing key");
-    let sealing = trailkeep_sqlite::ledger::Sealing { signer: Arc::new(signer), deployment: SEALING_KEY_NAME.into() };
+    let signers = Arc::new(trailkeep_core::checkpoint::SignerSet::new(Arc::new(signer)));
+    let sealing = trailkeep_sqlite::ledger::Sealing { signers, deployment: SEALING_KEY_NAME.into() };
     let store = SqliteStore::open(&SqliteConfig::new(dir.path()).with_sealing(sealing)).expect("open store");
     (Arc::new(store), Box::new(dir))
 }

@@ -85,3 +85,52 @@ pub struct CreatedKey {
 pub struct KeyList {
     pub data: Vec<KeyInfo>,
 }
+
+/// One checkpoint signing key as `GET /v1/checkpoint-keys` lists it; every key that ever signed is
+/// listed, so that checkpoints signed before a rotation still verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointKeyInfo {
+    /// The signed-note verifier key, `<name>+<key id>+<base64(0x01 || public key)>`.
+    pub verifier_key: String,
+    pub name: String,
+    /// Eight lowercase hexadecimal digits, as in the verifier key.
+    pub key_id: String,
+    pub created_at: String,
+    /// When a newer key replaced it; `null` for the active key.
+    pub retired_at: Option<String>,
+    /// Until when a replaced key still signs next to the active one.
+    pub overlap_until: Option<String>,
+    /// Whether this is the key that signs now, and is published at `GET /v1/checkpoint-key`.
+    pub active: bool,
+    /// Whether new checkpoints carry its signature: the active key, and a replaced key in its overlap.
+    pub signing: bool,
+}
+
+/// The answer to `GET /v1/checkpoint-keys`, oldest key first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointKeyList {
+    pub data: Vec<CheckpointKeyInfo>,
+}
+
+/// The body of `POST /v1/checkpoint-key/rotate`; an empty body takes the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateCheckpointKeyRequest {
+    /// How long the replaced key keeps signing next to the new one: a number of seconds, or a duration
+    /// such as `90s`, `30m`, `24h`, `7d` or `1h30m`. Defaults to 24 hours.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub overlap: Option<String>,
+}
+
+/// The answer to `POST /v1/checkpoint-key/rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedCheckpointKey {
+    /// The new active key's verifier key.
+    pub verifier_key: String,
+    /// The verifier key of the key it replaced, which signs next to it until `overlap_until`.
+    pub previous_verifier_key: String,
+    pub rotated_at: String,
+    pub overlap_until: String,
+    /// The `checkpoint_key.rotated` event in the `_platform` organisation that records the rotation.
+    pub event_id: Uuid,
+}
