@@ -4,6 +4,9 @@
 //! [`Prepared`] is a built but not yet serving app, so a phase can fill its store directly before the
 //! first request; [`Server`] is one that serves, stopped by [`Server::stop`], which drains in-flight
 //! commits (and lets the full-text indexer finish) before the data directory is removed.
+//!
+//! The service always seals; [`Sealing::Off`] assembles the same app around a store opened without a
+//! sealer, so that a phase can measure what sealing costs by running twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,8 +17,18 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use trailkeep_client::Client;
-use trailkeep_server::{App, Config, serve};
+use trailkeep_server::{App, AppState, Config, serve};
+use trailkeep_sqlite::{SqliteConfig, SqliteStore};
 use trailkeep_store::Store;
+
+/// Whether the store folds events into Merkle trees and signs checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// As the service runs: `App::build`, with a sealer thread.
+    On,
+    /// No tree, no checkpoints: the baseline that sealing's cost is read against.
+    Off,
+}
 
 /// A fresh data directory under `parent`, removed when dropped.
 pub fn scratch_dir(parent: &Path, label: &str) -> anyhow::Result<TempDir> {
@@ -34,9 +47,17 @@ pub struct Prepared {
 
 impl Prepared {
     pub async fn build(parent: &Path, label: &str) -> anyhow::Result<Prepared> {
+        Prepared::build_with(parent, label, Sealing::On).await
+    }
+
+    pub async fn build_with(parent: &Path, label: &str, sealing: Sealing) -> anyhow::Result<Prepared> {
         let dir = scratch_dir(parent, label)?;
         let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
-        let app = App::build(&config).await.context("cannot build the server")?;
+        let app = match sealing {
+            Sealing::On => App::build(&config).await,
+            Sealing::Off => build_unsealed(&config).await,
+        }
+        .context("cannot build the server")?;
         let admin_key = app.new_admin_key.clone().context("a fresh data directory should yield an admin key")?;
         Ok(Prepared { app, admin_key, dir })
     }
@@ -54,19 +75,38 @@ impl Prepared {
     pub async fn serve(self) -> anyhow::Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
+        let store = self.store();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, self.app, async {
             let _ = stopped.await;
         }));
         let client = Client::new(&url, Some(self.admin_key.clone()))?;
         client.ready().await.context("the server did not become ready")?;
-        Ok(Server { client, key: self.admin_key, stop, task, dir: self.dir })
+        Ok(Server { client, store, key: self.admin_key, stop, task, dir: self.dir })
     }
+}
+
+/// The app `App::build` makes, with its store reopened without a sealer. The server offers no switch
+/// for sealing, since a deployment should always seal; reopening the store, rather than assembling an
+/// app by hand, keeps everything else (keys, limits, signing) exactly as the service sets it up.
+async fn build_unsealed(config: &Config) -> anyhow::Result<App> {
+    let app = App::build(config).await?;
+    app.state.store.shutdown().await;
+    let state = Arc::try_unwrap(app.state)
+        .map_err(|_| anyhow::anyhow!("the freshly built app's state is shared, so its store cannot be swapped"))?;
+    let mut sqlite = SqliteConfig::new(&config.data_dir);
+    sqlite.read_connections = config.read_connections;
+    sqlite.queue_capacity = config.queue_capacity;
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
+    let state = AppState { store: Arc::new(store), ..state };
+    Ok(App { state: Arc::new(state), new_admin_key: app.new_admin_key })
 }
 
 /// A serving app.
 pub struct Server {
     pub client: Client,
+    /// The store behind the server, for reading what a phase waits on without going through HTTP.
+    pub store: Arc<dyn Store>,
     key: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -76,7 +116,11 @@ pub struct Server {
 impl Server {
     /// A server on a fresh data directory under `parent`.
     pub async fn start(parent: &Path, label: &str) -> anyhow::Result<Server> {
-        Prepared::build(parent, label).await?.serve().await
+        Server::start_with(parent, label, Sealing::On).await
+    }
+
+    pub async fn start_with(parent: &Path, label: &str, sealing: Sealing) -> anyhow::Result<Server> {
+        Prepared::build_with(parent, label, sealing).await?.serve().await
     }
 
     /// The admin key the client uses, for load generators outside this process.

@@ -1,22 +1,26 @@
 //! `trailkeep-bench`: measures, in one run, what Trailkeep promises about throughput and latency.
 //!
-//! (a) HTTP batch ingest through the real server and client, and how soon the last event is
-//! searchable; (b) one-event requests from many concurrent clients; (c) the raw SQLite engine writing
-//! the same rows, without and with FTS5, as the ceilings (a) is judged against; (d) p50/p99 latency of
-//! five typical queries on a store of a million events. Results go to stdout as a table, and with
-//! `--out` to a Markdown section; progress goes to stderr.
+//! (a) HTTP batch ingest through the real server and client, how soon the last event is searchable
+//! and how soon it is sealed, then the same ingest with sealing off; (b) one-event requests from many
+//! concurrent clients; (c) the raw SQLite engine writing the same rows, without and with FTS5, as the
+//! ceilings (a) is judged against; (d) p50/p99 latency of five typical queries on a store of a million
+//! events; (e) the delay from an acknowledged append to a signed checkpoint covering it, under a steady
+//! moderate load. Results go to stdout as a table, and with `--out` to a Markdown section; progress
+//! goes to stderr.
 //!
 //! ```sh
-//! cargo run --release -p trailkeep-bench -- [--events N] [--query-events N] [--out FILE]
+//! cargo run --release -p trailkeep-bench -- [--events N] [--query-events N] [--phases a,e] [--out FILE]
 //! ```
 
 mod batch_ingest;
+mod coverage;
 mod dataset;
 mod engine;
 mod harness;
 mod probe;
 mod queries;
 mod report;
+mod seal_delay;
 mod single_ingest;
 mod stats;
 mod wrk_ingest;
@@ -28,6 +32,7 @@ use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 
 use crate::dataset::{Population, generate, marker_word};
+use crate::harness::Sealing;
 use crate::report::{Machine, Report};
 
 /// Audit events are many small JSON values: parsing, canonicalising and serialising them allocates
@@ -37,7 +42,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Phase {
-    /// HTTP batch ingest and the searchability check.
+    /// HTTP batch ingest, the searchability and sealing checks, then the same with sealing off.
     A,
     /// One event per request from many clients.
     B,
@@ -45,10 +50,12 @@ enum Phase {
     C,
     /// Query latency on a large store.
     D,
+    /// Delay from an acknowledged append to a signed checkpoint covering it.
+    E,
 }
 
-/// Measures Trailkeep's ingest throughput, the raw engine's ceilings and query latency against the
-/// project's targets.
+/// Measures Trailkeep's ingest throughput, the raw engine's ceilings, query latency and what sealing
+/// costs and delays, against the project's targets.
 #[derive(Debug, Parser)]
 #[command(name = "trailkeep-bench")]
 struct Args {
@@ -73,11 +80,17 @@ struct Args {
     /// Measured runs of each query in phase (d).
     #[arg(long, default_value_t = 200)]
     query_runs: usize,
+    /// One-event requests in phase (e), each a sample of the delay to a covering checkpoint.
+    #[arg(long, default_value_t = 2_000)]
+    seal_requests: u64,
+    /// Requests a second in phase (e): a steady, moderate load.
+    #[arg(long, default_value_t = 200.0)]
+    seal_rate: f64,
     /// Seed of the event generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Phases to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d,e")]
     phases: Vec<Phase>,
     /// Where the scratch data directories go (default: the system's temporary directory). It should be
     /// on the kind of disk being measured: fsync speed decides the ingest figures.
@@ -105,6 +118,8 @@ impl Args {
         flag("clients", self.clients.to_string(), defaults.clients.to_string());
         flag("senders", self.senders.to_string(), defaults.senders.to_string());
         flag("query-runs", self.query_runs.to_string(), defaults.query_runs.to_string());
+        flag("seal-requests", self.seal_requests.to_string(), defaults.seal_requests.to_string());
+        flag("seal-rate", self.seal_rate.to_string(), defaults.seal_rate.to_string());
         flag("seed", self.seed.to_string(), defaults.seed.to_string());
         let phases = |p: &[Phase]| p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(",");
         flag("phases", phases(&self.phases), phases(&defaults.phases));
@@ -125,13 +140,15 @@ async fn main() -> anyhow::Result<()> {
         machine: Machine::detect(),
         mean_event_bytes: None,
         batch: None,
+        batch_unsealed: None,
         single: None,
         wrk: None,
         engine: None,
         queries: None,
+        seal_delay: None,
     };
 
-    if run(Phase::A) || run(Phase::B) || run(Phase::C) {
+    if run(Phase::A) || run(Phase::B) || run(Phase::C) || run(Phase::E) {
         eprintln!("generating {} events", stats::thousands(args.events as f64));
         let events = Arc::new(generate(&population, args.seed, args.events.max(1), trailkeep_server::now_ms()));
         report.mean_event_bytes = Some(events.iter().map(String::len).sum::<usize>() as f64 / events.len() as f64);
@@ -139,10 +156,16 @@ async fn main() -> anyhow::Result<()> {
         if run(Phase::A) {
             let last: serde_json::Value = serde_json::from_str(events.last().context("no events")?)?;
             let marker_org = last["organization_id"].as_str().context("the last event has no organisation")?;
-            let figures =
-                batch_ingest::run(&events, &marker_word(args.seed), marker_org, args.senders, &scratch).await?;
-            eprintln!("(a) done: {:.1} s", figures.elapsed.as_secs_f64());
-            report.batch = Some(figures);
+            let marker = marker_word(args.seed);
+            for sealing in [Sealing::On, Sealing::Off] {
+                let figures = batch_ingest::run(&events, &marker, marker_org, args.senders, sealing, &scratch).await?;
+                let (slot, label) = match sealing {
+                    Sealing::On => (&mut report.batch, "on"),
+                    Sealing::Off => (&mut report.batch_unsealed, "off"),
+                };
+                eprintln!("(a) done, sealing {label}: {:.1} s", figures.elapsed.as_secs_f64());
+                *slot = Some(figures);
+            }
         }
         if run(Phase::B) {
             let figures =
@@ -158,6 +181,12 @@ async fn main() -> anyhow::Result<()> {
                 .context("the engine phase panicked")??;
             eprintln!("(c) done");
             report.engine = Some(figures);
+        }
+        if run(Phase::E) {
+            let figures =
+                seal_delay::run(events.clone(), args.seal_requests as usize, args.seal_rate, &scratch).await?;
+            eprintln!("(e) done: {:.1} s", figures.elapsed.as_secs_f64());
+            report.seal_delay = Some(figures);
         }
     }
     if run(Phase::D) {

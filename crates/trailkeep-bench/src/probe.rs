@@ -1,10 +1,11 @@
 //! What the server was doing during a phase: CPU time by thread, and the writer's commit metrics.
 //!
 //! CPU time comes from `/proc/self/stat` and `/proc/self/task/*/stat` (Linux; elsewhere it reads as
-//! zero), grouped by thread name: the store's writer and indexer threads are named, everything else is
-//! the async runtime (server and load generator alike, since both run in this process). Commit figures
-//! are differences of the server's own Prometheus histograms (`trailkeep_commit_batch_events`,
-//! `trailkeep_commit_seconds`), read over HTTP at both ends of the phase.
+//! zero), grouped by thread name: the store's writer, indexer and sealer threads are named (Linux keeps
+//! the first 15 bytes of a name), everything else is the async runtime (server and load generator
+//! alike, since both run in this process). Commit figures are differences of the server's own
+//! Prometheus histograms (`trailkeep_commit_batch_events`, `trailkeep_commit_seconds`), read over HTTP
+//! at both ends of the phase.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,6 +16,7 @@ use trailkeep_client::Client;
 const TICKS_PER_SECOND: f64 = 100.0;
 const WRITER_THREAD: &str = "trailkeep-write";
 const INDEXER_THREAD: &str = "trailkeep-index";
+const SEALER_THREAD: &str = "trailkeep-seale";
 
 /// User plus system ticks from a `stat` line, and the thread's name.
 fn parse_stat(stat: &str) -> Option<(String, u64)> {
@@ -84,6 +86,7 @@ pub struct Activity {
     pub process_cores: f64,
     pub writer_cores: f64,
     pub indexer_cores: f64,
+    pub sealer_cores: f64,
     pub commits: f64,
     pub events_per_commit: f64,
     /// The share of the time the writer spent inside commits (building and committing transactions).
@@ -114,6 +117,7 @@ impl Probe {
             process_cores: cores(process.saturating_sub(self.process)),
             writer_cores: cores(named(WRITER_THREAD)),
             indexer_cores: cores(named(INDEXER_THREAD)),
+            sealer_cores: cores(named(SEALER_THREAD)),
             commits: count,
             events_per_commit: (commits.events - self.commits.events) / count.max(1.0),
             writer_busy: (commits.seconds - self.commits.seconds) / seconds,
