@@ -6,11 +6,13 @@
 
 mod demo;
 mod demo_data;
+mod export;
 mod keys;
 mod search;
 mod send;
 mod serve;
 mod term;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +80,10 @@ enum Command {
     Send(send::SendArgs),
     /// Search an organisation's events with the query language.
     Search(search::SearchArgs),
+    /// Download a self-proving bundle of an organisation's events.
+    Export(export::ExportArgs),
+    /// Check a bundle offline, or watch a service's log as a witness (exit codes in --help).
+    Verify(verify::VerifyArgs),
     /// Create, list and revoke API keys; print or rotate the checkpoint signing key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -98,11 +104,15 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Search(args) => search::run(args).await,
+            Command::Export(args) => export::run(args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            // Verification has exit codes of its own.
+            Command::Verify(args) => return Ok(verify::run(args).await),
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", term::sanitize(&format!("{e:#}")));
             ExitCode::FAILURE

@@ -308,6 +308,50 @@ impl Client {
         self.call(Method::POST, "/v1/checkpoint-key/rotate", Some(body)).await
     }
 
+    /// The newest signed checkpoint of the organisation (`GET /v1/checkpoint`): `size`, `root_hash`, `note`.
+    pub async fn checkpoint(&self, organization_id: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        let query = organization_id.map(|o| format!("?organization_id={}", encode(o))).unwrap_or_default();
+        self.call(Method::GET, &format!("/v1/checkpoint{query}"), None).await
+    }
+
+    /// The proof that the tree of `from` events is a prefix of the tree of `to` events.
+    pub async fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+        organization_id: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let org = organization_id.map(|o| format!("&organization_id={}", encode(o))).unwrap_or_default();
+        self.call(Method::GET, &format!("/v1/proofs/consistency?from={from}&to={to}{org}"), None).await
+    }
+
+    /// Streams the body of a `GET` to `sink` as it arrives, for bundles and exports of any size: no total
+    /// time limit applies, and nothing is held in memory. Returns the bytes received.
+    pub async fn download(
+        &self,
+        path_and_query: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, ClientError> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let transport = |e: reqwest::Error| ClientError::Transport { url: self.base.clone(), message: error_chain(&e) };
+        let mut request = self.http.get(&url).timeout(Duration::from_secs(7 * 24 * 3600));
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = response.bytes().await.map_err(transport)?.to_vec();
+            return decode::<serde_json::Value>(&RawResponse { status, headers: Vec::new(), body }).map(|_| 0);
+        }
+        let mut received = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            sink(&chunk).map_err(|e| ClientError::Invalid(format!("cannot write what was received: {e}")))?;
+            received += chunk.len() as u64;
+        }
+        Ok(received)
+    }
+
     /// `GET /readyz` answered 200.
     pub async fn ready(&self) -> Result<(), ClientError> {
         let r = self.raw(Method::GET, "/readyz", None, &[]).await?;

@@ -316,6 +316,8 @@ struct Entries {
     /// A seq of the range had no entry, so the range proof cannot be checked.
     gap: bool,
     mismatches: Vec<Mismatch>,
+    /// The seqs a selection has given, to notice one given twice.
+    seen: std::collections::HashSet<u64>,
 }
 
 /// Checks a bundle line by line; see the module documentation.
@@ -449,6 +451,7 @@ impl BundleVerifier {
                     last_seq: None,
                     gap: false,
                     mismatches: Vec::new(),
+                    seen: Default::default(),
                 }));
             }
             Stage::Entries(mut entries) => {
@@ -482,18 +485,23 @@ impl BundleVerifier {
         };
         let leaf = decode_hash(leaf).ok_or_else(|| malformed(line, "leaf_hash is not 32 bytes of base64"))?;
         self.entries += 1;
+        let head = entry.event.and_then(|e| serde_json::from_str::<EventHead<'_>>(e.get()).ok());
+        // An entry that should not be there is named by the event it carries, when it carries one.
+        let carried = head.as_ref().map_or(id, |h| h.id);
         let range = s.manifest.kind == BundleKind::Range;
         if range && s.manifest.to_seq.is_some_and(|to| seq > to) && Some(seq) != s.last_seq {
-            self.problem(ProblemKind::Inserted, Some(seq), Some(id), "lies beyond the bundle's range");
+            self.problem(ProblemKind::Inserted, Some(seq), Some(carried), "lies beyond the bundle's range");
             return Ok(());
         }
 
-        // Place the entry in the sequence.
+        // Place the entry in the sequence. A selection follows the timeline, not seq order, so only a
+        // range is held to seq order.
         let mut counts_as_leaf = true;
-        if Some(seq) == s.last_seq {
-            self.problem(ProblemKind::Inserted, Some(seq), Some(id), "a second entry for a seq already given");
+        let repeated = if range { Some(seq) == s.last_seq } else { !s.seen.insert(seq) };
+        if repeated {
+            self.problem(ProblemKind::Inserted, Some(seq), Some(carried), "a second entry for a seq already given");
             counts_as_leaf = false;
-        } else if s.last_seq.is_some_and(|last| seq < last) || (range && seq < s.next_seq) {
+        } else if range && (s.last_seq.is_some_and(|last| seq < last) || seq < s.next_seq) {
             self.problem(ProblemKind::Reordered, Some(seq), Some(id), "out of seq order");
             counts_as_leaf = false;
         } else if range && seq > s.next_seq {
@@ -534,7 +542,7 @@ impl BundleVerifier {
             }
             return Ok(());
         }
-        match serde_json::from_str::<EventHead<'_>>(event.get()) {
+        match head.ok_or(()) {
             Ok(head)
                 if head.id == id
                     && head.seq == seq
@@ -551,12 +559,7 @@ impl BundleVerifier {
                 Some(id),
                 "the receipt's seq, id or received_at, or the organisation, differs from the sealed event's",
             ),
-            Err(e) => self.problem(
-                ProblemKind::Altered,
-                Some(seq),
-                Some(id),
-                format!("the sealed bytes are not an event: {e}"),
-            ),
+            Err(()) => self.problem(ProblemKind::Altered, Some(seq), Some(id), "the sealed bytes are not an event"),
         }
         Ok(())
     }

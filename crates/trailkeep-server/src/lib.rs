@@ -5,6 +5,7 @@
 //! **Boundary:** this crate knows HTTP; it speaks to storage only through `Arc<dyn Store>`.
 
 pub mod auth;
+pub mod bundles;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -86,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/events/{id}/proof", get(proofs::get_event_proof))
         .route("/v1/checkpoint", get(proofs::get_checkpoint))
         .route("/v1/proofs/consistency", get(proofs::get_consistency_proof))
+        .route("/v1/bundle", get(bundles::get_bundle))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", delete(keys::revoke_key))
         .route("/v1/checkpoint-key", get(signing::get_checkpoint_key))

@@ -18,7 +18,8 @@ pub struct Pace {
 
 /// Runs `step` (which handles up to `pace.batch` rows and says how many it handled) until `commits` is
 /// disconnected. A failing step is logged as `what` and retried after the back-off, once `recover` has
-/// reset whatever state the failure may have left; `finish` runs once at the end.
+/// reset whatever state the failure may have left; `finish` runs once at the end, unless the store
+/// stops while steps are still failing.
 pub fn follow<E: Display>(
     commits: mpsc::Receiver<()>,
     pace: Pace,
@@ -34,7 +35,11 @@ pub fn follow<E: Display>(
             Err(e) => {
                 tracing::error!(error = %e, "{what} failed; retrying");
                 recover();
-                std::thread::sleep(pace.backoff);
+                // Back off, but stop with the store: a step that keeps failing must not hold up shutdown.
+                if let Err(mpsc::RecvTimeoutError::Disconnected) = commits.recv_timeout(pace.backoff) {
+                    tracing::error!("{what} stops with the store while still failing");
+                    return;
+                }
                 continue;
             }
         }

@@ -3,8 +3,8 @@
 //! Like the full-text indexer it follows the events table by row position, off the commit path, in a
 //! database file of its own (`ledger.db`) with its own write lock. For each event it checks that the
 //! `seq` is the next leaf of its organisation's tree, hashes the event's canonical bytes into a leaf,
-//! appends it to the organisation's compact range, and stores the leaf and every perfect subtree the
-//! append completes — all in one transaction with its watermark. An organisation whose tree grew gets a
+//! appends it to the organisation's compact range, and stores its receipt (seq, id, receipt time, leaf
+//! hash) and every perfect subtree the append completes — all in one transaction with its watermark. An organisation whose tree grew gets a
 //! signed checkpoint at most every [`CHECKPOINT_INTERVAL`], so an acknowledged event is covered by a
 //! signed checkpoint within about a second, and an idle log gets no new checkpoint.
 
@@ -53,15 +53,31 @@ impl NodeSource for LedgerNodes<'_> {
     type Error = rusqlite::Error;
 
     fn node(&self, level: u8, index: u64) -> Result<Hash, rusqlite::Error> {
-        let hash: Vec<u8> = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT hash FROM {}tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3",
-                self.schema
-            ))?
-            .query_row(params![self.org, level, index as i64], |r| r.get(0))?;
+        let hash: Vec<u8> = if level == 0 {
+            // Leaves are the receipts' hashes; leaf n-1 is the event with seq n.
+            self.conn
+                .prepare_cached(&format!("SELECT leaf FROM {}receipts WHERE org_id = ?1 AND seq = ?2", self.schema))?
+                .query_row(params![self.org, index as i64 + 1], |r| r.get(0))?
+        } else {
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT hash FROM {}tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3",
+                    self.schema
+                ))?
+                .query_row(params![self.org, level, index as i64], |r| r.get(0))?
+        };
         hash.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob))
     }
+}
+
+/// One event as the sealer reads it.
+struct Row {
+    pos: i64,
+    org: String,
+    seq: i64,
+    id: Vec<u8>,
+    received_at: i64,
+    payload: String,
 }
 
 pub struct Sealer {
@@ -111,11 +127,10 @@ impl Sealer {
 
     fn tree(&mut self, org: &str) -> Result<&mut CompactRange, SealError> {
         if !self.trees.contains_key(org) {
-            let size: i64 = self.ledger.query_row(
-                "SELECT COUNT(*) FROM tree_nodes WHERE org_id = ?1 AND level = 0",
-                [org],
-                |r| r.get(0),
-            )?;
+            // Receipts are stored gap-free from seq 1, so the highest seq is the tree's size.
+            let size: i64 =
+                self.ledger
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM receipts WHERE org_id = ?1", [org], |r| r.get(0))?;
             let nodes = LedgerNodes { conn: &self.ledger, org, schema: "" };
             let range = CompactRange::from_nodes(size as u64, &nodes)
                 .map_err(|e| SealError::Tree { org: org.to_owned(), message: e.to_string() })?;
@@ -128,19 +143,27 @@ impl Sealer {
     /// how many events it sealed.
     pub fn step(&mut self) -> Result<usize, SealError> {
         let from: i64 = self.ledger.query_row("SELECT pos FROM watermark WHERE id = 1", [], |r| r.get(0))?;
-        let mut rows: Vec<(i64, String, i64, String)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         {
-            let mut stmt = self
-                .main
-                .prepare_cached("SELECT pos, org_id, seq, payload FROM events WHERE pos > ?1 ORDER BY pos LIMIT ?2")?;
+            let mut stmt = self.main.prepare_cached(
+                "SELECT pos, org_id, seq, id, received_at, payload FROM events WHERE pos > ?1 ORDER BY pos LIMIT ?2",
+            )?;
             let mut q = stmt.query(params![from, BATCH])?;
             while let Some(row) = q.next()? {
-                rows.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+                rows.push(Row {
+                    pos: row.get(0)?,
+                    org: row.get(1)?,
+                    seq: row.get(2)?,
+                    id: row.get(3)?,
+                    received_at: row.get(4)?,
+                    payload: row.get(5)?,
+                });
             }
         }
-        let mut nodes: Vec<(String, u8, u64, Hash)> = Vec::with_capacity(rows.len() * 2);
+        let mut receipts: Vec<(usize, Hash)> = Vec::with_capacity(rows.len());
+        let mut nodes: Vec<(String, u8, u64, Hash)> = Vec::with_capacity(rows.len());
         let mut grown: Vec<String> = Vec::new();
-        for (pos, org, seq, payload) in &rows {
+        for (i, Row { pos, org, seq, payload, .. }) in rows.iter().enumerate() {
             // The payload is the event exactly as the API returns it, so its canonical form is the leaf.
             let leaf =
                 json_leaf_hash(payload).map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
@@ -148,7 +171,12 @@ impl Sealer {
             if *seq as u64 != tree.size() + 1 {
                 return Err(SealError::OutOfOrder { org: org.clone(), seq: *seq as u64, expected: tree.size() + 1 });
             }
-            tree.append(leaf, |id, hash| nodes.push((org.clone(), id.level, id.index, *hash)));
+            tree.append(leaf, |id, hash| {
+                if id.level > 0 {
+                    nodes.push((org.clone(), id.level, id.index, *hash));
+                }
+            });
+            receipts.push((i, leaf));
             if grown.last() != Some(org) {
                 grown.push(org.clone());
             }
@@ -188,6 +216,13 @@ impl Sealer {
         {
             // A node that exists already with another hash means the history forked: the insert fails
             // on the primary key and nothing of this batch is kept.
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO receipts (org_id, seq, id, received_at, leaf) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (i, leaf) in &receipts {
+                let row = &rows[*i];
+                insert.execute(params![row.org, row.seq, row.id, row.received_at, leaf.as_slice()])?;
+            }
             let mut insert =
                 tx.prepare_cached("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
             for (org, level, index, hash) in &nodes {
@@ -199,8 +234,8 @@ impl Sealer {
             for (org, checkpoint, note) in &checkpoints {
                 insert.execute(params![org, checkpoint.size as i64, checkpoint.root.as_slice(), note, created_at])?;
             }
-            if let Some((last, ..)) = rows.last() {
-                tx.execute("UPDATE watermark SET pos = ?1 WHERE id = 1", [last])?;
+            if let Some(last) = rows.last() {
+                tx.execute("UPDATE watermark SET pos = ?1 WHERE id = 1", [last.pos])?;
             }
         }
         tx.commit()?;
@@ -263,4 +298,47 @@ pub fn read_checkpoint(
         note,
         created_at,
     }))
+}
+
+fn receipt_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<trailkeep_store::Receipt> {
+    let bad_blob =
+        |column: usize| rusqlite::Error::InvalidColumnType(column, "blob".into(), rusqlite::types::Type::Blob);
+    let id: Vec<u8> = r.get(1)?;
+    let leaf: Vec<u8> = r.get(3)?;
+    Ok(trailkeep_store::Receipt {
+        seq: r.get::<_, i64>(0)? as u64,
+        id: uuid::Uuid::from_slice(&id).map_err(|_| bad_blob(1))?,
+        received_at: r.get(2)?,
+        leaf: leaf.try_into().map_err(|_| bad_blob(3))?,
+    })
+}
+
+/// The receipt of the event `id` of `org`, on a read connection with the ledger attached.
+pub fn read_receipt(
+    conn: &Connection,
+    org: &str,
+    id: uuid::Uuid,
+) -> rusqlite::Result<Option<trailkeep_store::Receipt>> {
+    conn.prepare_cached("SELECT seq, id, received_at, leaf FROM ledger.receipts WHERE org_id = ?1 AND id = ?2")?
+        .query_row(params![org, id.as_bytes().as_slice()], receipt_from_row)
+        .optional()
+}
+
+/// The receipts of seq `from..=to` of `org`, each with whatever payloads the events table holds under
+/// its seq, on a read connection with the ledger attached.
+pub fn read_sealed(
+    conn: &Connection,
+    org: &str,
+    from: u64,
+    to: u64,
+) -> rusqlite::Result<Vec<trailkeep_store::SealedEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.seq, r.id, r.received_at, r.leaf, e.payload FROM ledger.receipts r \
+         LEFT JOIN events e ON e.org_id = r.org_id AND e.seq = r.seq \
+         WHERE r.org_id = ?1 AND r.seq BETWEEN ?2 AND ?3 ORDER BY r.seq, e.pos",
+    )?;
+    let rows = stmt.query_map(params![org, from as i64, to as i64], |r| {
+        Ok(trailkeep_store::SealedEvent { receipt: receipt_from_row(r)?, payload: r.get(4)? })
+    })?;
+    rows.collect()
 }

@@ -26,8 +26,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use trailkeep_core::merkle::{Hash, NodeId, NodeSource};
 use trailkeep_core::{Event, NewEvent, OrgId};
 use trailkeep_store::{
-    ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, EventPage, EventQuery, Permission, ReadScope, Store,
-    StoreError, StoredCheckpoint,
+    ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, EventPage, EventQuery, Permission, ReadScope, Receipt,
+    SealedEvent, Store, StoreError, StoredCheckpoint,
 };
 use uuid::Uuid;
 
@@ -335,6 +335,16 @@ impl Store for SqliteStore {
                     .collect()
             })
             .await
+    }
+
+    async fn receipt(&self, org: &OrgId, id: Uuid) -> Result<Option<Receipt>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| ledger::read_receipt(conn, &org, id)).await
+    }
+
+    async fn sealed_events(&self, org: &OrgId, from: u64, to: u64) -> Result<Vec<SealedEvent>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| ledger::read_sealed(conn, &org, from, to)).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

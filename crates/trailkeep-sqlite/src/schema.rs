@@ -82,9 +82,11 @@ INSERT INTO watermark (id, pos) VALUES (1, 0);
 "#];
 
 /// The ledger database: each organisation's Merkle tree and signed checkpoints, derived from the events
-/// in order by the sealer. Level-0 nodes are the events' leaf hashes — their receipts — kept apart from the
-/// payloads so that deleting a payload later leaves every proof intact.
-const LEDGER: &[&str] = &[r#"
+/// in order by the sealer. Each event's receipt — its seq, id, receipt time and leaf hash — is kept here,
+/// apart from the payload, so that deleting a payload later leaves every proof intact; the receipts are
+/// the tree's leaves and `tree_nodes` holds the perfect subtrees above them.
+const LEDGER: &[&str] = &[
+    r#"
 CREATE TABLE tree_nodes (
     org_id TEXT    NOT NULL,
     level  INTEGER NOT NULL,
@@ -102,7 +104,24 @@ CREATE TABLE checkpoints (
 ) WITHOUT ROWID;
 CREATE TABLE watermark (id INTEGER PRIMARY KEY CHECK (id = 1), pos INTEGER NOT NULL);
 INSERT INTO watermark (id, pos) VALUES (1, 0);
-"#];
+"#,
+    // Receipts: leaves move out of tree_nodes into a table that also names each leaf's event. The tree is
+    // rebuilt from the events by sealing again from the start; roots are deterministic, so the checkpoints
+    // already issued stay valid.
+    r#"
+CREATE TABLE receipts (
+    org_id      TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    id          BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,
+    leaf        BLOB    NOT NULL,
+    PRIMARY KEY (org_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX receipts_org_id ON receipts (org_id, id);
+DELETE FROM tree_nodes;
+UPDATE watermark SET pos = 0;
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {

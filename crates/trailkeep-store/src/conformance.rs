@@ -13,7 +13,10 @@ use trailkeep_core::cursor::Order;
 use trailkeep_core::{Action, Filter, NewEvent, OrgId, Outcome, ProjectId};
 use uuid::Uuid;
 
-use crate::{ApiKeyRecord, AppendError, AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope, Store};
+use crate::{
+    ApiKeyRecord, AppendError, AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope, Store,
+    StoredCheckpoint,
+};
 
 /// A fresh store and whatever must live as long as it.
 pub type Fixture = (Arc<dyn Store>, Box<dyn Any + Send>);
@@ -215,16 +218,7 @@ pub async fn appended_events_are_sealed_into_a_signed_tree(store: &dyn Store) {
     let events: Vec<NewEvent> = (0..5).map(|i| new_event("a", "x.y", i)).collect();
     append(store, events).await;
     append(store, vec![new_event("b", "x.y", 1)]).await;
-    let mut checkpoint = None;
-    for _ in 0..400 {
-        checkpoint = store.latest_checkpoint(&org("a")).await.unwrap();
-        if checkpoint.as_ref().is_some_and(|c| c.size == 5) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let checkpoint = checkpoint.expect("a checkpoint within a few seconds");
-    assert_eq!(checkpoint.size, 5);
+    let checkpoint = sealed(store, "a", 5).await;
     let verifier = Ed25519Signer::from_seed(SEALING_KEY_NAME, &SEALING_SEED).unwrap().verifier();
     let (body, _) = open_note(&checkpoint.note, &[verifier]).expect("signed by the fixture's key");
     assert_eq!((body.origin.as_str(), body.size, body.root), ("conformance.test/a", 5, checkpoint.root));
@@ -240,6 +234,43 @@ pub async fn appended_events_are_sealed_into_a_signed_tree(store: &dyn Store) {
     assert_eq!(root(&leaves), checkpoint.root);
     assert_ne!(leaves[0], leaf_hash(b""));
     assert!(store.latest_checkpoint(&org("nobody")).await.unwrap().is_none());
+}
+
+/// The checkpoint of `org` once it covers `size` events, waiting a few seconds at most.
+async fn sealed(store: &dyn Store, org_name: &str, size: u64) -> StoredCheckpoint {
+    for _ in 0..400 {
+        if let Some(c) = store.latest_checkpoint(&org(org_name)).await.unwrap()
+            && c.size >= size
+        {
+            assert_eq!(c.size, size, "more events sealed than were appended");
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no checkpoint of {org_name} covered {size} events within a few seconds");
+}
+
+pub async fn sealed_events_carry_receipts_and_their_payloads(store: &dyn Store) {
+    let events: Vec<NewEvent> = (0..6).map(|i| new_event("a", "x.y", i)).collect();
+    append(store, events).await;
+    append(store, vec![new_event("b", "x.y", 1)]).await;
+    sealed(store, "a", 6).await;
+    let sealed_events = store.sealed_events(&org("a"), 2, 4).await.unwrap();
+    assert_eq!(sealed_events.iter().map(|s| s.receipt.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+    let scope = ReadScope::org(org("a"));
+    for s in &sealed_events {
+        let payload = s.payload.as_deref().expect("every event row is present");
+        assert_eq!(trailkeep_core::leaf::json_leaf_hash(payload).unwrap(), s.receipt.leaf);
+        let event = store.get_event(&scope, s.receipt.id).await.unwrap().expect("the receipt names the event");
+        assert_eq!((event.seq, event.received_at), (s.receipt.seq, s.receipt.received_at));
+        assert_eq!(store.receipt(&org("a"), s.receipt.id).await.unwrap(), Some(s.receipt));
+    }
+    // Receipts are per organisation: org b's event is not org a's, and nothing lies past the tree.
+    let b = store.sealed_events(&org("b"), 1, 10).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(store.receipt(&org("a"), b[0].receipt.id).await.unwrap(), None);
+    assert!(store.sealed_events(&org("a"), 7, 100).await.unwrap().is_empty());
+    assert_eq!(store.receipt(&org("a"), Uuid::nil()).await.unwrap(), None);
 }
 
 fn key(id: &str, org_id: Option<&str>, hash: u8) -> ApiKeyRecord {
@@ -291,6 +322,7 @@ macro_rules! store_conformance_tests {
             filters_select_each_matching_event_once,
             cost_ranges_page_in_timeline_order_whether_rare_or_common,
             appended_events_are_sealed_into_a_signed_tree,
+            sealed_events_carry_receipts_and_their_payloads,
             keys_are_created_found_listed_and_revoked_with_their_audit_events,
             appends_after_shutdown_fail_and_nothing_is_lost_before_it,
         );

@@ -161,6 +161,25 @@ pub struct StoredCheckpoint {
     pub created_at: i64,
 }
 
+/// What the ledger keeps of one sealed event, apart from its payload: enough to prove it belongs to the
+/// log even after the payload is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub seq: u64,
+    pub id: Uuid,
+    pub received_at: i64,
+    /// The event's Merkle leaf hash: leaf `seq - 1` of its organisation's tree.
+    pub leaf: Hash,
+}
+
+/// A sealed event as an export reads it: its receipt and the payload stored for its seq now — the
+/// event's JSON exactly as kept, or `None` when no event row holds that seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    pub receipt: Receipt,
+    pub payload: Option<String>,
+}
+
 /// The engine behind the service.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -199,6 +218,14 @@ pub trait Store: Send + Sync + 'static {
     /// Hashes of perfect subtrees of the organisation's tree, in the order asked for; `None` where the
     /// store holds no such node (not sealed yet, or never).
     async fn tree_nodes(&self, org: &OrgId, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, StoreError>;
+
+    /// The receipt of the event with this id, once it is sealed.
+    async fn receipt(&self, org: &OrgId, id: Uuid) -> Result<Option<Receipt>, StoreError>;
+
+    /// The sealed events of seq `from..=to` in seq order, each receipt with the payloads stored under its
+    /// seq: one normally, none when the event row is gone, several if rows were forged. Callers keep the
+    /// range small enough to hold in memory.
+    async fn sealed_events(&self, org: &OrgId, from: u64, to: u64) -> Result<Vec<SealedEvent>, StoreError>;
 
     /// Whether the store answers reads and accepts writes.
     async fn ready(&self) -> Result<(), StoreError>;

@@ -24,14 +24,24 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
+    start_in(tempfile::tempdir().expect("temp dir"), adjust).await
+}
+
+/// Starts a server on `dir/data`, which may hold the data of an earlier server.
+async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = dir.path().join("data");
     let mut config = Config { data_dir: data_dir.clone(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let app = App::build(&config).await.expect("build app");
-    let key = app.new_admin_key.clone().expect("a fresh data directory gets an admin key");
+    let key = match &app.new_admin_key {
+        Some(key) => key.clone(),
+        None => std::fs::read_to_string(data_dir.join("admin.key"))
+            .expect("the first start wrote admin.key")
+            .trim()
+            .to_owned(),
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, app, async {
         let _ = rx.await;
@@ -55,8 +65,20 @@ impl TestApp {
         self.admin.with_key(created.key)
     }
 
+    /// Stops the server, lets `change` work on its stopped data directory, and starts a new server on it.
+    pub async fn restart_after(mut self, change: impl FnOnce(&std::path::Path)) -> TestApp {
+        self.halt().await;
+        change(&self.data_dir);
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        start_in(dir, |_| {}).await
+    }
+
     /// Stops the server gracefully and waits until its store is closed.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on loopback, driven through the client crate.
 
+mod bundles;
 mod cli;
 mod crash;
 mod helpers;

@@ -269,6 +269,10 @@ fn a_selection_proves_each_event_and_catches_forgeries() {
     let report = verify(&lines);
     assert!(report.is_valid(), "{:?}", report.problems);
     assert_eq!(report.verified, 4);
+    // A selection follows the timeline, which need not be seq order; a seq given twice is an insertion.
+    let report = verify(&selection_bundle(&log, &[18, 3, 42, 17]));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(kinds(&verify(&selection_bundle(&log, &[3, 17, 3]))), vec![(ProblemKind::Inserted, Some(3))]);
 
     let mut forged = lines.clone();
     forged[3] = forged[3].replace("user.signed_in", "user.signed_out");
