@@ -14,6 +14,9 @@ pub struct Pace {
     pub idle_wait: Duration,
     /// How long to wait after a failed step.
     pub backoff: Duration,
+    /// After a commit notice, how long to let further commits gather before stepping, so that a busy
+    /// log is followed in fewer, larger transactions; zero steps at once.
+    pub settle: Duration,
 }
 
 /// Runs `step` (which handles up to `pace.batch` rows and says how many it handled) until `commits` is
@@ -44,12 +47,34 @@ pub fn follow<E: Display>(
             }
         }
         match commits.recv_timeout(pace.idle_wait) {
+            Ok(()) if !pace.settle.is_zero() => {
+                if let Err(mpsc::RecvTimeoutError::Disconnected) = gather(&commits, pace.settle) {
+                    while matches!(step(), Ok(n) if n > 0) {}
+                    finish(&mut step);
+                    return;
+                }
+            }
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 while matches!(step(), Ok(n) if n > 0) {}
                 finish(&mut step);
                 return;
             }
+        }
+    }
+}
+
+/// Takes the commit notices of the next `window`, or returns early when the writer hangs up.
+fn gather(commits: &mpsc::Receiver<()>, window: Duration) -> Result<(), mpsc::RecvTimeoutError> {
+    let until = std::time::Instant::now() + window;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        match commits.recv_timeout(left) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e @ mpsc::RecvTimeoutError::Disconnected) => return Err(e),
         }
     }
 }

@@ -72,6 +72,8 @@ impl Indexer {
                 batch: BATCH as usize,
                 idle_wait: Duration::from_millis(250),
                 backoff: Duration::from_millis(500),
+                // Searchable as soon as committed.
+                settle: Duration::ZERO,
             },
             "full-text indexing",
             || self.step(),

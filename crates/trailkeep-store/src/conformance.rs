@@ -255,6 +255,7 @@ pub async fn sealed_events_carry_receipts_and_their_payloads(store: &dyn Store) 
     append(store, events).await;
     append(store, vec![new_event("b", "x.y", 1)]).await;
     sealed(store, "a", 6).await;
+    sealed(store, "b", 1).await;
     let sealed_events = store.sealed_events(&org("a"), 2, 4).await.unwrap();
     assert_eq!(sealed_events.iter().map(|s| s.receipt.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
     let scope = ReadScope::org(org("a"));
