@@ -118,6 +118,17 @@ impl Principal {
         self.read_org(crate::param(params, "organization_id"))
     }
 
+    /// May this caller administer `org` — its projects, members, plan and keys? Platform keys and an
+    /// organisation's own keys with the `admin` permission may.
+    pub fn administers(&self, org: &OrgId) -> Result<(), ApiError> {
+        self.require(Permission::Admin)?;
+        if self.covers(org) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this key belongs to another organisation"))
+        }
+    }
+
     /// Whether this key may act on `org`.
     pub fn covers(&self, org: &OrgId) -> bool {
         self.key.org.as_ref().is_none_or(|own| own == org)
@@ -154,7 +165,10 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         }
         let record = state.keys.lookup(state.store.as_ref(), hash_secret(secret)).await?;
         match record {
-            Some(key) if key.is_active() => Ok(Principal { key }),
+            Some(key) if key.is_active() => {
+                state.rate_limits.check_key(&key.id)?;
+                Ok(Principal { key })
+            }
             Some(_) => Err(ApiError::unauthorized("this API key has been revoked")),
             None => Err(ApiError::unauthorized("unknown API key")),
         }

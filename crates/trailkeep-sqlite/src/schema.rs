@@ -7,7 +7,8 @@
 use rusqlite::Connection;
 
 /// The main database, one migration per entry; never edit a released entry, append a new one.
-const MAIN: &[&str] = &[r#"
+const MAIN: &[&str] = &[
+    r#"
 CREATE TABLE events (
     pos           INTEGER PRIMARY KEY,
     org_id        TEXT    NOT NULL,
@@ -67,7 +68,40 @@ CREATE TABLE idempotency (
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_created ON idempotency (created_at);
-"#];
+"#,
+    // Organisations, their projects and members. Every organisation that already has events exists.
+    r#"
+CREATE TABLE orgs (
+    id         TEXT    PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    plan       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+) WITHOUT ROWID;
+INSERT INTO orgs (id, name, plan, created_at, updated_at)
+    SELECT org_id, org_id, 'free', MIN(received_at), MIN(received_at) FROM events GROUP BY org_id;
+CREATE TABLE projects (
+    org_id     TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, id)
+) WITHOUT ROWID;
+CREATE TABLE members (
+    org_id     TEXT    NOT NULL,
+    email      TEXT    NOT NULL,
+    name       TEXT,
+    role       TEXT    NOT NULL,
+    projects   TEXT    NOT NULL,
+    status     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, email)
+) WITHOUT ROWID;
+"#,
+];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.
 const SEARCH: &[&str] = &[r#"
