@@ -5,9 +5,17 @@
 //! and every value is checked before anything starts.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::limits::RateLimit;
+
+/// The most requests a second a limit may be set to; beyond it the limiter's clock resolution shows.
+const MAX_RATE: u32 = 1_000_000;
+/// The largest burst a limit may allow.
+const MAX_BURST: u32 = 10_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +43,15 @@ pub struct Config {
     /// The name this deployment signs checkpoints with, such as `audit.example.com`: the name of the
     /// signing key created on first start.
     pub deployment: String,
+    /// Requests a second one API key may make; 0 turns the limit off.
+    pub rate_limit_per_key: u32,
+    /// Requests one API key may make at once; twice the rate when not set.
+    pub rate_limit_per_key_burst: Option<u32>,
+    /// Requests a second one client address may make, whatever key it sends (or none); 0 turns the
+    /// limit off.
+    pub rate_limit_per_ip: u32,
+    /// Requests one client address may make at once; twice the rate when not set.
+    pub rate_limit_per_ip_burst: Option<u32>,
 }
 
 impl Default for Config {
@@ -48,6 +65,13 @@ impl Default for Config {
             max_past_days: 400,
             max_future_hours: 24,
             deployment: "trailkeep".into(),
+            // Far above what one node serves (about 5,000 one-event requests a second on the reference
+            // machine, with 20,000 the target), so the defaults stop only a runaway client, never
+            // normal use or the benchmark; an exposed deployment should set its own.
+            rate_limit_per_key: 50_000,
+            rate_limit_per_key_burst: None,
+            rate_limit_per_ip: 100_000,
+            rate_limit_per_ip_burst: None,
         }
     }
 }
@@ -94,6 +118,10 @@ impl Config {
                 "MAX_PAST_DAYS" => config.max_past_days = value.parse().map_err(|e| bad(format!("{e}")))?,
                 "MAX_FUTURE_HOURS" => config.max_future_hours = value.parse().map_err(|e| bad(format!("{e}")))?,
                 "DEPLOYMENT" => config.deployment = value,
+                "RATE_LIMIT_PER_KEY" => config.rate_limit_per_key = parse_count(&value).map_err(bad)?,
+                "RATE_LIMIT_PER_KEY_BURST" => config.rate_limit_per_key_burst = Some(parse_count(&value).map_err(bad)?),
+                "RATE_LIMIT_PER_IP" => config.rate_limit_per_ip = parse_count(&value).map_err(bad)?,
+                "RATE_LIMIT_PER_IP_BURST" => config.rate_limit_per_ip_burst = Some(parse_count(&value).map_err(bad)?),
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }
@@ -121,7 +149,19 @@ impl Config {
         if self.max_past_days == 0 {
             return Err(ConfigError::Invalid("max_past_days must be at least 1".into()));
         }
+        rate_limit("rate_limit_per_key", self.rate_limit_per_key, self.rate_limit_per_key_burst)?;
+        rate_limit("rate_limit_per_ip", self.rate_limit_per_ip, self.rate_limit_per_ip_burst)?;
         Ok(())
+    }
+
+    /// The limit on each API key, or `None` when it is off.
+    pub fn key_rate_limit(&self) -> Result<Option<RateLimit>, ConfigError> {
+        rate_limit("rate_limit_per_key", self.rate_limit_per_key, self.rate_limit_per_key_burst)
+    }
+
+    /// The limit on each client address, or `None` when it is off.
+    pub fn ip_rate_limit(&self) -> Result<Option<RateLimit>, ConfigError> {
+        rate_limit("rate_limit_per_ip", self.rate_limit_per_ip, self.rate_limit_per_ip_burst)
     }
 
     pub fn limits(&self) -> trailkeep_core::Limits {
@@ -131,6 +171,32 @@ impl Config {
             ..trailkeep_core::Limits::default()
         }
     }
+}
+
+/// A whole number of requests, for the rate limit variables.
+fn parse_count(value: &str) -> Result<u32, String> {
+    value.trim().parse().map_err(|_| format!("must be a whole number of requests, not `{value}`"))
+}
+
+/// The limit `name` sets: `per_second` requests a second (0: none) in bursts of `burst` (default twice
+/// the rate).
+fn rate_limit(name: &str, per_second: u32, burst: Option<u32>) -> Result<Option<RateLimit>, ConfigError> {
+    if per_second > MAX_RATE {
+        return Err(ConfigError::Invalid(format!(
+            "{name} must be at most {MAX_RATE} requests a second (or 0 to turn the limit off), not {per_second}"
+        )));
+    }
+    if let Some(burst) = burst
+        && !(1..=MAX_BURST).contains(&burst)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "{name}_burst must be between 1 and {MAX_BURST} requests, not {burst}; to turn the limit off, set {name} = 0"
+        )));
+    }
+    let Some(per_second) = NonZeroU32::new(per_second) else { return Ok(None) };
+    const TWO: NonZeroU32 = NonZeroU32::new(2).unwrap();
+    let burst = burst.and_then(NonZeroU32::new).unwrap_or(per_second.saturating_mul(TWO));
+    Ok(Some(RateLimit { per_second, burst }))
 }
 
 #[cfg(test)]
@@ -160,5 +226,56 @@ mod tests {
         assert!(err.to_string().contains("TRAILKEEP_LISTEN"));
         let config = Config { queue_capacity: 0, ..Config::default() };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn rate_limits_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
+        std::fs::write(&file, "rate_limit_per_key = 5\nrate_limit_per_key_burst = 7\nrate_limit_per_ip = 9\n").unwrap();
+        let env = [("TRAILKEEP_RATE_LIMIT_PER_IP_BURST".to_string(), "11".to_string())];
+        let config = Config::load(Some(&file), env).unwrap();
+        config.validate().unwrap();
+        let key = config.key_rate_limit().unwrap().unwrap();
+        assert_eq!((key.per_second.get(), key.burst.get()), (5, 7));
+        let ip = config.ip_rate_limit().unwrap().unwrap();
+        assert_eq!((ip.per_second.get(), ip.burst.get()), (9, 11));
+
+        let env = [("TRAILKEEP_RATE_LIMIT_PER_KEY".to_string(), "0".to_string())];
+        let config = Config::load(Some(&file), env).unwrap();
+        assert_eq!(config.key_rate_limit().unwrap(), None, "0 turns the limit off");
+    }
+
+    #[test]
+    fn a_rate_limit_burst_defaults_to_twice_the_rate() {
+        let defaults = Config::default();
+        defaults.validate().unwrap();
+        let key = defaults.key_rate_limit().unwrap().unwrap();
+        assert_eq!((key.per_second.get(), key.burst.get()), (50_000, 100_000));
+        let ip = defaults.ip_rate_limit().unwrap().unwrap();
+        assert_eq!((ip.per_second.get(), ip.burst.get()), (100_000, 200_000));
+        let config = Config { rate_limit_per_key: 3, ..Config::default() };
+        assert_eq!(config.key_rate_limit().unwrap().unwrap().burst.get(), 6);
+    }
+
+    #[test]
+    fn bad_rate_limits_are_refused_with_the_setting_named() {
+        let err = Config::load(None, [("TRAILKEEP_RATE_LIMIT_PER_KEY".into(), "fast".into())]).unwrap_err().to_string();
+        assert!(err.contains("TRAILKEEP_RATE_LIMIT_PER_KEY") && err.contains("whole number"), "{err}");
+        let err = Config::load(None, [("TRAILKEEP_RATE_LIMIT_PER_IP_BURST".into(), "-1".into())]).unwrap_err();
+        assert!(err.to_string().contains("TRAILKEEP_RATE_LIMIT_PER_IP_BURST"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
+        std::fs::write(&file, "rate_limit_per_ip = -5\n").unwrap();
+        let err = Config::load(Some(&file), []).unwrap_err().to_string();
+        assert!(err.contains("rate_limit_per_ip"), "{err}");
+
+        let zero_burst = Config { rate_limit_per_key_burst: Some(0), ..Config::default() };
+        let err = zero_burst.validate().unwrap_err().to_string();
+        assert!(err.contains("rate_limit_per_key_burst") && err.contains("rate_limit_per_key = 0"), "{err}");
+        let too_fast = Config { rate_limit_per_ip: MAX_RATE + 1, ..Config::default() };
+        let err = too_fast.validate().unwrap_err().to_string();
+        assert!(err.contains("rate_limit_per_ip must be at most"), "{err}");
     }
 }

@@ -49,6 +49,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_field(field)
     }
 
+    /// 429 `rate_limited`, with `Retry-After`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(

@@ -11,10 +11,12 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod keys;
+pub mod limits;
 pub mod proofs;
 pub mod signing;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The checkpoint signing keys: the active one, those it replaced, and rotation.
     pub signing: Arc<signing::SigningKeys>,
+    /// The token buckets per API key and per client address.
+    pub rate_limits: Arc<limits::RateLimits>,
 }
 
 pub fn now_ms() -> i64 {
@@ -97,6 +101,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::get_ready))
         .route("/metrics", get(health::get_metrics))
         .fallback(|| async { error::ApiError::not_found("no such endpoint; the API lives under /v1") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_by_address))
         .layer(axum::middleware::from_fn(health::track_requests))
         .layer(DefaultBodyLimit::max(state.limits.max_batch_bytes + 64 * 1024))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
@@ -139,12 +144,15 @@ impl App {
         let new_admin_key = keys::bootstrap_admin_key(store.as_ref(), &config.data_dir).await?;
         signing::record_interrupted_rotations(&signing, store.as_ref()).await;
         signing::forget_keys_as_overlaps_end(signing.clone());
+        let rate_limits = Arc::new(limits::RateLimits::new(config.key_rate_limit()?, config.ip_rate_limit()?));
+        limits::forget_idle_buckets(&rate_limits);
         let state = Arc::new(AppState {
             store,
             limits: config.limits(),
             keys: auth::KeyCache::default(),
             metrics: health::metrics_handle(),
             signing,
+            rate_limits,
         });
         Ok(App { state, new_admin_key })
     }
@@ -157,7 +165,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = app.state.store.clone();
-    let result = axum::serve(listener, router(app.state)).with_graceful_shutdown(shutdown).await;
+    // With the peer address of each connection, which the per-address rate limit is keyed by.
+    let service = router(app.state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     store.shutdown().await;
     result.map_err(Into::into)
 }

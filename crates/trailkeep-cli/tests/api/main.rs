@@ -7,6 +7,7 @@ mod helpers;
 mod http;
 mod ingest;
 mod isolation;
+mod limits;
 mod malformed;
 mod pagination;
 mod proofs;
