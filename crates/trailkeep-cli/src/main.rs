@@ -8,10 +8,12 @@ mod demo;
 mod demo_data;
 mod export;
 mod keys;
+mod orgs;
 mod search;
 mod send;
 mod serve;
 mod term;
+mod users;
 mod verify;
 
 use std::path::PathBuf;
@@ -80,6 +82,15 @@ enum Command {
     Send(send::SendArgs),
     /// Search an organisation's events with the query language.
     Search(search::SearchArgs),
+    /// Create, list, update and delete organisations.
+    #[command(subcommand)]
+    Orgs(orgs::OrgsCommand),
+    /// Manage an organisation's projects.
+    #[command(subcommand)]
+    Projects(orgs::ProjectsCommand),
+    /// Invite, list, change and remove an organisation's members.
+    #[command(subcommand)]
+    Members(orgs::MembersCommand),
     /// Download a self-proving bundle of an organisation's events.
     Export(export::ExportArgs),
     /// Check a bundle offline, or watch a service's log as a witness (exit codes in --help).
@@ -87,6 +98,9 @@ enum Command {
     /// Create, list and revoke API keys; print or rotate the checkpoint signing key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Create and list operator accounts (they sign in at /login).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 fn main() -> ExitCode {
@@ -105,7 +119,11 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Search(args) => search::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Orgs(cmd) => orgs::run_orgs(cmd).await,
+            Command::Projects(cmd) => orgs::run_projects(cmd).await,
+            Command::Members(cmd) => orgs::run_members(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::Users(cmd) => users::run(cmd).await,
             // Verification has exit codes of its own.
             Command::Verify(args) => return Ok(verify::run(args).await),
         }

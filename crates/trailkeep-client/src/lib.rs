@@ -352,6 +352,28 @@ impl Client {
         Ok(received)
     }
 
+    /// A `GET` of the admin API (organisations, projects, members), decoded.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// A `POST`, `PUT` or `PATCH` of the admin API with a JSON body, decoded.
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        self.call(method, path, Some(body)).await
+    }
+
+    /// A `DELETE`; any 2xx answer is success.
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        let r = self.raw(Method::DELETE, path, None, &[]).await?;
+        if (200..300).contains(&r.status) { Ok(()) } else { decode::<serde_json::Value>(&r).map(|_| ()) }
+    }
+
     /// `GET /readyz` answered 200.
     pub async fn ready(&self) -> Result<(), ClientError> {
         let r = self.raw(Method::GET, "/readyz", None, &[]).await?;

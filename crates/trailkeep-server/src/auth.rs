@@ -1,4 +1,5 @@
-//! Who is calling: API keys sent as `Authorization: Bearer tk_…`, and what each may do.
+//! Who is calling: API keys sent as `Authorization: Bearer tk_…`, or a dashboard session's cookie
+//! (see [`crate::sessions`]), and what each may do.
 //!
 //! A key's secret is never stored: only its SHA-256, which is also how it is looked up. Lookups are
 //! cached for a few seconds so that ingest at thousands of requests a second does not query the key table
@@ -17,7 +18,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use trailkeep_core::OrgId;
-use trailkeep_store::{ApiKeyRecord, Permission, Store};
+use trailkeep_store::orgs::Role;
+use trailkeep_store::sessions::SessionRole;
+use trailkeep_store::{ApiKeyRecord, Permission, ReadScope, Store};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -79,9 +82,16 @@ impl KeyCache {
 }
 
 /// The authenticated caller of a request.
+///
+/// A dashboard session is described by a key-shaped record too — its id is the session's public id
+/// (`ses_…`), its organisation the session's, and it holds `events:read` only when its role reads events
+/// — so every permission check written for keys holds for sessions: no session may write events, manage
+/// keys or administer anything.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key: ApiKeyRecord,
+    /// Set when the caller authenticated with a session cookie instead of a key.
+    pub session: Option<Arc<crate::sessions::SessionAuth>>,
 }
 
 impl Principal {
@@ -111,22 +121,54 @@ impl Principal {
         }
     }
 
-    /// The organisation a read of events acts on, for a key that may read events: its own, or the one
-    /// named by the `organization_id` query parameter.
-    pub fn events_reader(&self, params: &[(String, String)]) -> Result<OrgId, ApiError> {
-        self.require(Permission::EventsRead)?;
-        self.read_org(crate::param(params, "organization_id"))
+    /// What a read of events may see: for a key that may read events, its own organisation or the one
+    /// named by the `organization_id` query parameter, all of it. A session reads as its role allows:
+    /// owners and admins the whole organisation, project admins their projects' events only, members
+    /// and viewers nothing (403); an operator any organisation, by default the one chosen at sign-in.
+    pub fn events_reader(&self, params: &[(String, String)]) -> Result<ReadScope, ApiError> {
+        let requested = crate::param(params, "organization_id");
+        let Some(session) = &self.session else {
+            self.require(Permission::EventsRead)?;
+            return Ok(ReadScope::org(self.read_org(requested)?));
+        };
+        let session = &session.record;
+        match session.role {
+            SessionRole::Operator => {
+                Ok(ReadScope::org(self.read_org(requested.or(session.org.as_ref().map(OrgId::as_str)))?))
+            }
+            SessionRole::Org(Role::Owner | Role::Admin) => Ok(ReadScope::org(self.read_org(requested)?)),
+            SessionRole::Org(Role::ProjectAdmin) => {
+                Ok(ReadScope { org: self.read_org(requested)?, projects: Some(session.projects.clone()) })
+            }
+            SessionRole::Org(Role::Member | Role::Viewer) => Err(ApiError::forbidden(
+                "only an organisation's owners and admins (and project admins, for their projects) may read its audit log",
+            )),
+        }
     }
 
     /// May this caller administer `org` — its projects, members, plan and keys? Platform keys and an
-    /// organisation's own keys with the `admin` permission may.
+    /// organisation's own keys with the `admin` permission may, and so may the organisation's owners and
+    /// admins signed in with a session.
     pub fn administers(&self, org: &OrgId) -> Result<(), ApiError> {
-        self.require(Permission::Admin)?;
-        if self.covers(org) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("this key belongs to another organisation"))
+        if let Some(session) = &self.session {
+            let s = &session.record;
+            return match s.role {
+                SessionRole::Org(Role::Owner | Role::Admin) if s.org.as_ref() == Some(org) => Ok(()),
+                _ => Err(ApiError::forbidden("only the organisation's owners and admins administer it")),
+            };
         }
+        self.require(Permission::Admin)?;
+        if self.covers(org) { Ok(()) } else { Err(ApiError::forbidden("this key belongs to another organisation")) }
+    }
+
+    /// The organisation this caller belongs to; `None` for a platform key.
+    pub fn own_org(&self) -> Option<OrgId> {
+        self.key.org.clone()
+    }
+
+    /// Whether this is a platform key with the `admin` permission.
+    pub fn is_platform_admin(&self) -> bool {
+        self.key.org.is_none() && self.key.allows(Permission::Admin)
     }
 
     /// Whether this key may act on `org`.
@@ -134,8 +176,11 @@ impl Principal {
         self.key.org.as_ref().is_none_or(|own| own == org)
     }
 
-    /// The actor recorded in events this key causes.
+    /// The actor recorded in events this key (or session's user) causes.
     pub fn actor(&self) -> trailkeep_core::Actor {
+        if let Some(session) = &self.session {
+            return crate::sessions::user_actor(&session.record.user);
+        }
         trailkeep_core::Actor {
             actor_type: trailkeep_core::ActorType::ApiKey,
             id: Some(self.key.id.clone()),
@@ -149,10 +194,13 @@ impl FromRequestParts<Arc<AppState>> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Principal, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send an API key as `Authorization: Bearer tk_…`"))?;
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            // Without a key, a dashboard session's cookie may authenticate the request.
+            return match crate::sessions::authenticate(parts, state).await? {
+                Some(principal) => Ok(principal),
+                None => Err(ApiError::unauthorized("send an API key as `Authorization: Bearer tk_…`")),
+            };
+        };
         let value =
             header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
         let secret = value
@@ -167,10 +215,21 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         match record {
             Some(key) if key.is_active() => {
                 state.rate_limits.check_key(&key.id)?;
-                Ok(Principal { key })
+                Ok(Principal { key, session: None })
             }
             Some(_) => Err(ApiError::unauthorized("this API key has been revoked")),
             None => Err(ApiError::unauthorized("unknown API key")),
         }
+    }
+}
+
+/// The organisation of a read that covers its whole log — tree-wide proofs and seq ranges, which show
+/// every event's place whatever its project — refused to a reader limited to some projects.
+pub fn whole_log(scope: ReadScope) -> Result<OrgId, ApiError> {
+    match scope.projects {
+        None => Ok(scope.org),
+        Some(_) => Err(ApiError::forbidden(
+            "a project admin reads only their projects' events; proofs and ranges over the whole log are for owners and admins",
+        )),
     }
 }

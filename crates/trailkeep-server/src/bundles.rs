@@ -21,6 +21,7 @@ use trailkeep_core::time::format_millis;
 use trailkeep_core::{Event, Filter, OrgId};
 use trailkeep_store::{EventQuery, ReadScope, SealedEvent, StoredCheckpoint};
 
+use crate::audit::Origin;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::proofs::{checked_checkpoint, latest, nodes, size_param, within};
@@ -51,6 +52,7 @@ fn canonical(payload: &str) -> Vec<u8> {
 pub async fn get_bundle(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    caller: Origin,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = crate::query_pairs(params)?;
@@ -59,7 +61,14 @@ pub async fn get_bundle(
     }) {
         return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/api.md")));
     }
-    let org = principal.events_reader(&params)?;
+    let scope = principal.events_reader(&params)?;
+    let org = scope.org.clone();
+    // A project admin may export a selection of their projects' events, each with its own proof; a range
+    // or a consistency proof spans every project's events.
+    let is_selection = params.iter().any(|(k, v)| !BUNDLE_PARAMS.contains(&k.as_str()) && !v.trim().is_empty());
+    if !is_selection || crate::param(&params, "since_size").is_some() {
+        crate::auth::whole_log(scope.clone())?;
+    }
     let newest = latest(&state, &org).await?;
     let checkpoint = match size_param(&params, "tree_size")? {
         None => newest.clone(),
@@ -119,8 +128,9 @@ pub async fn get_bundle(
         manifest.proves = BundleKind::Selection.proves().to_owned();
         manifest.filter = Some(filter_params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"));
         file_name = format!("{org}-selection-{size}.bundle.jsonl");
+        record_export(&state, &principal, &caller, &manifest).await?;
         send_head(&tx, &manifest, &proof_line).await;
-        tokio::spawn(stream_selection(state.clone(), org, checkpoint, filter, tx));
+        tokio::spawn(stream_selection(state.clone(), scope, checkpoint, filter, tx));
     } else {
         let from = size_param(&params, "from_seq")?.unwrap_or(1);
         let to = size_param(&params, "to_seq")?.unwrap_or(size);
@@ -137,6 +147,7 @@ pub async fn get_bundle(
         manifest.from_seq = Some(from);
         manifest.to_seq = Some(to);
         file_name = format!("{org}-{from}-{to}.bundle.jsonl");
+        record_export(&state, &principal, &caller, &manifest).await?;
         send_head(&tx, &manifest, &proof_line).await;
         tokio::spawn(stream_range(state.clone(), org, from, to, tx));
     }
@@ -150,6 +161,44 @@ pub async fn get_bundle(
         body,
     )
         .into_response())
+}
+
+/// Every export of the log is itself recorded in it, before the first byte leaves.
+async fn record_export(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    manifest: &Manifest,
+) -> Result<(), ApiError> {
+    let org = OrgId::parse(&manifest.organization_id).map_err(ApiError::internal)?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("format".into(), "bundle".into());
+    metadata.insert("kind".into(), serde_json::to_value(manifest.kind).map_err(ApiError::internal)?);
+    metadata.insert("tree_size".into(), manifest.tree_size.into());
+    for (key, value) in [("from_seq", manifest.from_seq), ("to_seq", manifest.to_seq)] {
+        if let Some(v) = value {
+            metadata.insert(key.into(), v.into());
+        }
+    }
+    if let Some(filter) = &manifest.filter {
+        metadata.insert("filter".into(), filter.clone().into());
+    }
+    let event = crate::audit::event(
+        crate::audit::Record {
+            org: org.clone(),
+            project: None,
+            action: "audit_log.exported",
+            category: "audit_log",
+            target: trailkeep_core::Target { target_type: "audit_log".into(), id: org.to_string(), name: None },
+            description: format!("A verifiable export of {} events was downloaded", manifest.tree_size),
+            changes: Vec::new(),
+            metadata,
+        },
+        principal.actor(),
+        origin,
+    );
+    state.store.append(trailkeep_store::AppendRequest { events: vec![event], idempotency: None }).await?;
+    Ok(())
 }
 
 async fn send_head(tx: &tokio::sync::mpsc::Sender<Line>, manifest: &Manifest, proofs: &ProofLine) {
@@ -190,13 +239,13 @@ async fn stream_range(state: Arc<AppState>, org: OrgId, from: u64, to: u64, tx: 
 
 async fn stream_selection(
     state: Arc<AppState>,
-    org: OrgId,
+    scope: ReadScope,
     checkpoint: StoredCheckpoint,
     filter: Filter,
     tx: tokio::sync::mpsc::Sender<Line>,
 ) {
     let size = checkpoint.size;
-    let scope = ReadScope::org(org.clone());
+    let org = scope.org.clone();
     let mut query = EventQuery { filter, order: Order::Asc, limit: 500, after: None };
     let mut count = 0u64;
     loop {

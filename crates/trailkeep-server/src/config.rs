@@ -52,7 +52,20 @@ pub struct Config {
     pub rate_limit_per_ip: u32,
     /// Requests one client address may make at once; twice the rate when not set.
     pub rate_limit_per_ip_burst: Option<u32>,
+    /// The URL browsers reach this service at, such as `https://audit.example.com`: the base of portal
+    /// links, the origin state-changing dashboard requests must come from, and, when `https`, what makes
+    /// session cookies `Secure`. Default `http://<listen>` (the address actually bound).
+    pub public_url: Option<String>,
+    /// How long a portal link stays valid, in seconds: at most 300.
+    pub portal_link_lifetime_secs: u32,
+    /// How long a dashboard session lasts, in seconds: at most 28,800 (8 hours).
+    pub session_lifetime_secs: u32,
 }
+
+/// The longest a portal link may stay valid.
+pub const MAX_PORTAL_LINK_LIFETIME_SECS: u32 = 300;
+/// The longest a dashboard session may last.
+pub const MAX_SESSION_LIFETIME_SECS: u32 = 8 * 3600;
 
 impl Default for Config {
     fn default() -> Config {
@@ -72,6 +85,9 @@ impl Default for Config {
             rate_limit_per_key_burst: None,
             rate_limit_per_ip: 100_000,
             rate_limit_per_ip_burst: None,
+            public_url: None,
+            portal_link_lifetime_secs: MAX_PORTAL_LINK_LIFETIME_SECS,
+            session_lifetime_secs: MAX_SESSION_LIFETIME_SECS,
         }
     }
 }
@@ -122,6 +138,13 @@ impl Config {
                 "RATE_LIMIT_PER_KEY_BURST" => config.rate_limit_per_key_burst = Some(parse_count(&value).map_err(bad)?),
                 "RATE_LIMIT_PER_IP" => config.rate_limit_per_ip = parse_count(&value).map_err(bad)?,
                 "RATE_LIMIT_PER_IP_BURST" => config.rate_limit_per_ip_burst = Some(parse_count(&value).map_err(bad)?),
+                "PUBLIC_URL" => config.public_url = Some(value),
+                "PORTAL_LINK_LIFETIME_SECS" => {
+                    config.portal_link_lifetime_secs = value.trim().parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "SESSION_LIFETIME_SECS" => {
+                    config.session_lifetime_secs = value.trim().parse().map_err(|e| bad(format!("{e}")))?
+                }
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }
@@ -151,7 +174,25 @@ impl Config {
         }
         rate_limit("rate_limit_per_key", self.rate_limit_per_key, self.rate_limit_per_key_burst)?;
         rate_limit("rate_limit_per_ip", self.rate_limit_per_ip, self.rate_limit_per_ip_burst)?;
+        if !(1..=MAX_PORTAL_LINK_LIFETIME_SECS).contains(&self.portal_link_lifetime_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "portal_link_lifetime_secs must be between 1 and {MAX_PORTAL_LINK_LIFETIME_SECS} seconds"
+            )));
+        }
+        if !(1..=MAX_SESSION_LIFETIME_SECS).contains(&self.session_lifetime_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "session_lifetime_secs must be between 1 and {MAX_SESSION_LIFETIME_SECS} seconds (8 hours)"
+            )));
+        }
+        if let Some(url) = &self.public_url {
+            public_origin(url)?;
+        }
         Ok(())
+    }
+
+    /// The configured public URL without a trailing slash, checked.
+    pub fn public_url(&self) -> Result<Option<String>, ConfigError> {
+        self.public_url.as_deref().map(public_origin).transpose()
     }
 
     /// The limit on each API key, or `None` when it is off.
@@ -171,6 +212,24 @@ impl Config {
             ..trailkeep_core::Limits::default()
         }
     }
+}
+
+/// `url` as an origin — `http` or `https`, a host, an optional port, no path beyond `/`, no query — with
+/// no trailing slash.
+fn public_origin(url: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "public_url must be an http:// or https:// origin such as https://audit.example.com, not `{url}`"
+        ))
+    };
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://")).ok_or_else(bad)?;
+    let host_ok = !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !host_ok {
+        return Err(bad());
+    }
+    Ok(trimmed.to_ascii_lowercase())
 }
 
 /// A whole number of requests, for the rate limit variables.
@@ -244,6 +303,31 @@ mod tests {
         let env = [("TRAILKEEP_RATE_LIMIT_PER_KEY".to_string(), "0".to_string())];
         let config = Config::load(Some(&file), env).unwrap();
         assert_eq!(config.key_rate_limit().unwrap(), None, "0 turns the limit off");
+    }
+
+    #[test]
+    fn session_settings_are_bounded_and_the_public_url_is_an_origin() {
+        let config = Config::load(
+            None,
+            [
+                ("TRAILKEEP_PUBLIC_URL".to_string(), "https://Audit.Example.com/".to_string()),
+                ("TRAILKEEP_PORTAL_LINK_LIFETIME_SECS".into(), "60".into()),
+                ("TRAILKEEP_SESSION_LIFETIME_SECS".into(), "3600".into()),
+            ],
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.public_url().unwrap().as_deref(), Some("https://audit.example.com"));
+        assert_eq!((config.portal_link_lifetime_secs, config.session_lifetime_secs), (60, 3600));
+        for bad in [
+            Config { portal_link_lifetime_secs: 301, ..Config::default() },
+            Config { portal_link_lifetime_secs: 0, ..Config::default() },
+            Config { session_lifetime_secs: 8 * 3600 + 1, ..Config::default() },
+            Config { public_url: Some("ftp://x".into()), ..Config::default() },
+            Config { public_url: Some("https://x.example/path".into()), ..Config::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use trailkeep_core::Filter;
 use trailkeep_core::cursor::{Cursor, Order};
 use trailkeep_core::time::format_millis;
 use trailkeep_core::validate::{IngestContext, is_batch, parse_batch};
-use trailkeep_store::{AppendRequest, EventQuery, IdempotencyClaim, Permission, ReadScope};
+use trailkeep_store::{AppendRequest, EventQuery, IdempotencyClaim, Permission};
 use trailkeep_wire::{CreateEventsResponse, EventAck, EventPage};
 
 use crate::auth::Principal;
@@ -111,17 +111,15 @@ pub async fn create_events(
 
 /// The page controls of a listing, apart from the filter parameters.
 struct PageParams {
-    organization_id: Option<String>,
     limit: usize,
     order: Order,
     cursor: Option<String>,
 }
 
 fn page_params(params: &[(String, String)]) -> Result<PageParams, ApiError> {
-    let mut page = PageParams { organization_id: None, limit: DEFAULT_LIMIT, order: Order::Desc, cursor: None };
+    let mut page = PageParams { limit: DEFAULT_LIMIT, order: Order::Desc, cursor: None };
     for (key, value) in params {
         match key.as_str() {
-            "organization_id" => page.organization_id = Some(value.clone()),
             "limit" => {
                 page.limit = value.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
                     ApiError::bad_param("limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
@@ -152,13 +150,12 @@ pub async fn list_events(
     principal: Principal,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<EventPage>, ApiError> {
-    principal.require(Permission::EventsRead)?;
     let params = crate::query_pairs(params)?;
+    let scope = principal.events_reader(&params)?;
     if let Some((key, _)) = params.iter().find(|(k, _)| !is_known_param(k)) {
         return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/query-language.md")));
     }
     let page = page_params(&params)?;
-    let org = principal.read_org(page.organization_id.as_deref())?;
     let filter = Filter::from_params(&params, now_ms()).map_err(|e| {
         let code = if e.field == "q" { "invalid_query" } else { "invalid_parameter" };
         ApiError::new(StatusCode::BAD_REQUEST, code, e.message.clone()).with_field(e.field.clone())
@@ -171,7 +168,7 @@ pub async fn list_events(
         .map_err(|e| ApiError::bad_param("cursor", format!("cursor {e}")))?;
     let query = EventQuery { filter, order: page.order, limit: page.limit, after };
     let started = std::time::Instant::now();
-    let result = state.store.list_events(&ReadScope::org(org), &query).await?;
+    let result = state.store.list_events(&scope, &query).await?;
     metrics::histogram!("trailkeep_query_seconds").record(started.elapsed().as_secs_f64());
     Ok(Json(EventPage { data: result.events, next_cursor: result.next.map(|c| c.encode()) }))
 }
@@ -185,16 +182,16 @@ pub async fn get_event(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = crate::query_pairs(params)?;
-    let org = principal.events_reader(&params)?;
+    let scope = principal.events_reader(&params)?;
     let with_proof = match crate::param(&params, "proof") {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::bad_param("proof", "proof must be `true` or `false`")),
     };
-    let event = crate::fetch_event(&state, &org, &id).await?;
+    let event = crate::fetch_event(&state, &scope, &id).await?;
     let mut body = serde_json::to_value(&event).map_err(ApiError::internal)?;
     if with_proof {
-        let integrity = crate::proofs::newest_inclusion(&state, &org, &event)
+        let integrity = crate::proofs::newest_inclusion(&state, &scope.org, &event)
             .await?
             .unwrap_or_else(|| serde_json::json!({ "status": "pending" }));
         body["integrity"] = integrity;

@@ -4,6 +4,7 @@
 //!
 //! **Boundary:** this crate knows HTTP; it speaks to storage only through `Arc<dyn Store>`.
 
+pub mod audit;
 pub mod auth;
 pub mod bundles;
 pub mod config;
@@ -12,7 +13,12 @@ pub mod events;
 pub mod health;
 pub mod keys;
 pub mod limits;
+pub mod operators;
+pub mod orgs;
+pub mod pages;
+pub mod portal;
 pub mod proofs;
+pub mod sessions;
 pub mod signing;
 
 use std::future::Future;
@@ -47,6 +53,8 @@ pub struct AppState {
     pub signing: Arc<signing::SigningKeys>,
     /// The token buckets per API key and per client address.
     pub rate_limits: Arc<limits::RateLimits>,
+    /// Dashboard sessions: the public URL, lifetimes and the sign-in rate limit.
+    pub sessions: sessions::Sessions,
 }
 
 pub fn now_ms() -> i64 {
@@ -67,17 +75,17 @@ pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// One event of the caller's organisation by the id in the path; another organisation's event and a
-/// missing one answer alike, so ids reveal nothing across tenants.
+/// One event the caller may read by the id in the path; another organisation's (or project's) event and
+/// a missing one answer alike, so ids reveal nothing across tenants.
 pub(crate) async fn fetch_event(
     state: &AppState,
-    org: &trailkeep_core::OrgId,
+    scope: &trailkeep_store::ReadScope,
     id: &str,
 ) -> Result<trailkeep_core::Event, error::ApiError> {
     let id = uuid::Uuid::parse_str(id).map_err(|_| error::ApiError::bad_param("id", "an event id is a UUID"))?;
     state
         .store
-        .get_event(&trailkeep_store::ReadScope::org(org.clone()), id)
+        .get_event(scope, id)
         .await?
         .ok_or_else(|| error::ApiError::not_found("no such event in this organisation"))
 }
@@ -92,6 +100,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/checkpoint", get(proofs::get_checkpoint))
         .route("/v1/proofs/consistency", get(proofs::get_consistency_proof))
         .route("/v1/bundle", get(bundles::get_bundle))
+        .route("/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
+        .route("/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
+        .route("/v1/orgs/{org}/projects", get(orgs::list_projects).post(orgs::create_project))
+        .route(
+            "/v1/orgs/{org}/projects/{project}",
+            get(orgs::get_project).patch(orgs::update_project).delete(orgs::delete_project),
+        )
+        .route("/v1/orgs/{org}/members", get(orgs::list_members).post(orgs::add_member))
+        .route(
+            "/v1/orgs/{org}/members/{email}",
+            get(orgs::get_member).patch(orgs::update_member).delete(orgs::remove_member),
+        )
+        .route("/v1/portal-links", post(portal::create_portal_link))
+        .route("/v1/session", get(sessions::get_session))
+        .route("/v1/session/logout", post(sessions::logout))
+        .route("/v1/operators", get(operators::list_operators).post(operators::create_operator))
+        .route("/portal/{token}", get(portal::redeem_portal_link))
+        .route("/login", get(operators::get_login).post(operators::post_login))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", delete(keys::revoke_key))
         .route("/v1/checkpoint-key", get(signing::get_checkpoint_key))
@@ -113,7 +139,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .make_span_with(|request: &axum::http::Request<_>| {
                     // Method, path and request id only: headers (which carry keys) and bodies stay out of logs.
                     let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    // A portal link's token is its path: it stays out of logs too.
+                    let path = request.uri().path();
+                    let path = if path.starts_with("/portal/") { "/portal/{token}" } else { path };
+                    tracing::info_span!("request", method = %request.method(), path = %path, request_id = %id)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
@@ -153,6 +182,11 @@ impl App {
             metrics: health::metrics_handle(),
             signing,
             rate_limits,
+            sessions: sessions::Sessions::new(
+                config.public_url()?,
+                Duration::from_secs(config.portal_link_lifetime_secs.into()),
+                Duration::from_secs(config.session_lifetime_secs.into()),
+            ),
         });
         Ok(App { state, new_admin_key })
     }
@@ -165,6 +199,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = app.state.store.clone();
+    // Portal links and cookies name the address actually bound, unless a public URL is configured.
+    app.state.sessions.bind(listener.local_addr()?);
     // With the peer address of each connection, which the per-address rate limit is keyed by.
     let service = router(app.state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;

@@ -17,7 +17,7 @@ use trailkeep_core::leaf::event_leaf_hash;
 use trailkeep_core::merkle::{self, Hash, NodeId};
 use trailkeep_core::time::format_millis;
 use trailkeep_core::{Event, OrgId};
-use trailkeep_store::{ReadScope, Receipt, StoredCheckpoint};
+use trailkeep_store::{Receipt, StoredCheckpoint};
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -57,12 +57,8 @@ pub(crate) async fn latest(state: &AppState, org: &OrgId) -> Result<StoredCheckp
 /// not was altered in the ledger: the service refuses to hand it out as its own.
 pub(crate) fn checked_checkpoint(state: &AppState, checkpoint: &StoredCheckpoint) -> Result<String, ApiError> {
     // Every key the deployment ever signed with: an old checkpoint carries only its own key's signature.
-    let verifiers: Vec<Verifier> = state
-        .signing
-        .list(crate::now_ms())
-        .iter()
-        .filter_map(|k| Verifier::parse(&k.verifier_key).ok())
-        .collect();
+    let verifiers: Vec<Verifier> =
+        state.signing.list(crate::now_ms()).iter().filter_map(|k| Verifier::parse(&k.verifier_key).ok()).collect();
     match open_note(&checkpoint.note, &verifiers) {
         Ok((body, _)) if body.size == checkpoint.size && body.root == checkpoint.root => Ok(body.origin),
         Ok(_) | Err(_) => {
@@ -108,7 +104,8 @@ pub async fn get_checkpoint(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = crate::query_pairs(params)?;
-    let org = principal.events_reader(&params)?;
+    // Project admins too: a checkpoint shows the log's size and root, which their inclusion proofs need.
+    let org = principal.events_reader(&params)?.org;
     let checkpoint = latest(&state, &org).await?;
     checked_checkpoint(&state, &checkpoint)?;
     Ok(Json(checkpoint_json(&org, &checkpoint)))
@@ -194,10 +191,15 @@ pub async fn get_event_proof(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = crate::query_pairs(params)?;
-    let org = principal.events_reader(&params)?;
+    let scope = principal.events_reader(&params)?;
+    let org = scope.org.clone();
     let id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::bad_param("id", "an event id is a UUID"))?;
     let receipt = state.store.receipt(&org, id).await?;
-    let event = state.store.get_event(&ReadScope::org(org.clone()), id).await?;
+    let event = state.store.get_event(&scope, id).await?;
+    if scope.projects.is_some() && event.is_none() {
+        // A receipt names no project: a project-limited reader is shown only events it can read.
+        return Err(ApiError::not_found("no such event in this organisation"));
+    }
     let Some(seq) = receipt.map(|r| r.seq).or(event.as_ref().map(|e| e.seq)) else {
         return Err(ApiError::not_found("no such event in this organisation"));
     };
@@ -225,7 +227,7 @@ pub async fn get_consistency_proof(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = crate::query_pairs(params)?;
-    let org = principal.events_reader(&params)?;
+    let org = crate::auth::whole_log(principal.events_reader(&params)?)?;
     let newest = latest(&state, &org).await?;
     let from = size_param(&params, "from")?.ok_or_else(|| ApiError::bad_param("from", "from is required"))?;
     let to = size_param(&params, "to")?.unwrap_or(newest.size);

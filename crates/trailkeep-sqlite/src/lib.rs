@@ -7,12 +7,14 @@
 //!
 //! **Boundary:** this crate is the only place (with its PostgreSQL sibling) that speaks SQL.
 
+mod admin;
 mod follow;
 pub mod indexer;
 pub mod ledger;
 pub mod read;
 pub mod row;
 pub mod schema;
+mod sessions;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -24,13 +26,16 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use trailkeep_core::merkle::{Hash, NodeId, NodeSource};
-use trailkeep_core::{Event, NewEvent, OrgId};
+use trailkeep_core::{Event, NewEvent, OrgId, ProjectId};
+use trailkeep_store::orgs::{AdminChange, AdminError, AdminWrite, MemberRecord, OrgRecord, ProjectRecord};
+use trailkeep_store::sessions::{FoundSession, OperatorRecord, PortalLinkRecord, SessionRecord, SessionStart};
 use trailkeep_store::{
     ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, EventPage, EventQuery, Permission, ReadScope, Receipt,
     SealedEvent, Store, StoreError, StoredCheckpoint,
 };
 use uuid::Uuid;
 
+use crate::sessions::{SessionChange, SessionWrite};
 use crate::writer::{GroupLimits, WriteOp, Writer};
 
 /// Where and how the store keeps its files.
@@ -156,6 +161,7 @@ impl SqliteStore {
         let mut ledger = Connection::open(&ledger_path).map_err(open_err(&ledger_path))?;
         ledger.pragma_update(None, "journal_mode", "WAL").map_err(open_err(&ledger_path))?;
         schema::migrate_ledger(&mut ledger)?;
+        let sealed = ledger::sealed_sizes(&ledger).map_err(open_err(&ledger_path))?;
         drop(ledger);
 
         let mut idle = Vec::with_capacity(config.read_connections);
@@ -185,7 +191,7 @@ impl SqliteStore {
             let s = ledger::Sealer::open(&main_path, &ledger_path, sealing.clone()).map_err(open_err(&ledger_path))?;
             sealer = Some((s, seal_rx));
         }
-        let writer = Writer::new(write, config.group, followers).map_err(open_err(&main_path))?;
+        let writer = Writer::new(write, config.group, followers, sealed).map_err(open_err(&main_path))?;
         let indexer = indexer::Indexer::open(&main_path, &search_path).map_err(open_err(&search_path))?;
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_capacity.max(1));
         let writer_thread = std::thread::Builder::new()
@@ -211,6 +217,11 @@ impl SqliteStore {
 
     fn sender(&self) -> Option<mpsc::Sender<WriteOp>> {
         self.queue.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn session_write(&self, change: SessionChange, audit: Option<NewEvent>) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::Session(SessionWrite { change, audit }, tx), rx).await
     }
 
     async fn submit<T>(&self, op: WriteOp, rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
@@ -347,6 +358,46 @@ impl Store for SqliteStore {
         self.reads.with(move |conn| ledger::read_sealed(conn, &org, from, to)).await
     }
 
+    async fn apply_admin(&self, change: AdminChange, audit: NewEvent) -> Result<(), AdminError> {
+        let (tx, rx) = oneshot::channel();
+        let sender = self.sender().ok_or_else(|| AdminError::Failed("the store is shut down".into()))?;
+        sender
+            .send(WriteOp::Admin(AdminWrite { change, audit }, tx))
+            .await
+            .map_err(|_| AdminError::Failed("the writer has stopped".into()))?;
+        rx.await.map_err(|_| AdminError::Failed("the writer stopped before answering".into()))?
+    }
+
+    async fn get_org(&self, id: &OrgId) -> Result<Option<OrgRecord>, StoreError> {
+        let id = id.to_string();
+        self.reads.with(move |conn| admin::get_org(conn, &id)).await
+    }
+
+    async fn list_orgs(&self, after: Option<&OrgId>, limit: usize) -> Result<Vec<OrgRecord>, StoreError> {
+        let after = after.map(|o| o.to_string());
+        self.reads.with(move |conn| admin::list_orgs(conn, after.as_deref(), limit)).await
+    }
+
+    async fn list_projects(&self, org: &OrgId) -> Result<Vec<ProjectRecord>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| admin::list_projects(conn, &org)).await
+    }
+
+    async fn get_project(&self, org: &OrgId, id: &ProjectId) -> Result<Option<ProjectRecord>, StoreError> {
+        let (org, id) = (org.to_string(), id.to_string());
+        self.reads.with(move |conn| admin::get_project(conn, &org, &id)).await
+    }
+
+    async fn list_members(&self, org: &OrgId) -> Result<Vec<MemberRecord>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| admin::list_members(conn, &org)).await
+    }
+
+    async fn get_member(&self, org: &OrgId, email: &str) -> Result<Option<MemberRecord>, StoreError> {
+        let (org, email) = (org.to_string(), email.to_owned());
+        self.reads.with(move |conn| admin::get_member(conn, &org, &email)).await
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         if self.sender().is_none_or(|s| s.is_closed()) {
             return Err(StoreError("the writer has stopped".into()));
@@ -364,5 +415,47 @@ impl Store for SqliteStore {
             }
         })
         .await;
+    }
+
+    // Portal links, sessions and operators
+
+    async fn create_portal_link(&self, link: PortalLinkRecord, audit: NewEvent) -> Result<(), StoreError> {
+        self.session_write(SessionChange::CreateLink(link), Some(audit)).await.map(|_| ())
+    }
+
+    async fn find_portal_link(&self, hash: &[u8; 32]) -> Result<Option<PortalLinkRecord>, StoreError> {
+        let hash = *hash;
+        self.reads.with(move |conn| sessions::find_link(conn, &hash)).await
+    }
+
+    async fn start_session(
+        &self,
+        session: SessionRecord,
+        start: SessionStart,
+        audit: NewEvent,
+    ) -> Result<bool, StoreError> {
+        self.session_write(SessionChange::Start(session, start), Some(audit)).await
+    }
+
+    async fn find_session(&self, hash: &[u8; 32]) -> Result<Option<FoundSession>, StoreError> {
+        let hash = *hash;
+        self.reads.with(move |conn| sessions::find_session(conn, &hash)).await
+    }
+
+    async fn end_session(&self, hash: &[u8; 32], at: i64, audit: Option<NewEvent>) -> Result<bool, StoreError> {
+        self.session_write(SessionChange::End { hash: *hash, at }, audit).await
+    }
+
+    async fn create_operator(&self, operator: OperatorRecord, audit: NewEvent) -> Result<bool, StoreError> {
+        self.session_write(SessionChange::CreateOperator(operator), Some(audit)).await
+    }
+
+    async fn find_operator(&self, email: &str) -> Result<Option<OperatorRecord>, StoreError> {
+        let email = email.to_owned();
+        self.reads.with(move |conn| sessions::find_operator(conn, &email)).await
+    }
+
+    async fn list_operators(&self) -> Result<Vec<OperatorRecord>, StoreError> {
+        self.reads.with(sessions::list_operators).await
     }
 }

@@ -101,6 +101,46 @@ CREATE TABLE members (
     PRIMARY KEY (org_id, email)
 ) WITHOUT ROWID;
 "#,
+    // Portal links, dashboard sessions and operator accounts. Links and sessions are kept under the
+    // SHA-256 of their token, operators under an argon2id hash of the password.
+    r#"
+CREATE TABLE portal_links (
+    hash       BLOB    PRIMARY KEY,
+    org_id     TEXT    NOT NULL,
+    email      TEXT    NOT NULL,
+    name       TEXT,
+    role       TEXT    NOT NULL,
+    projects   TEXT    NOT NULL,
+    intent     TEXT    NOT NULL,
+    issued_by  TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+) WITHOUT ROWID;
+CREATE INDEX portal_links_expires ON portal_links (expires_at);
+CREATE TABLE sessions (
+    hash         BLOB    PRIMARY KEY,
+    id           TEXT    NOT NULL UNIQUE,
+    email        TEXT    NOT NULL,
+    name         TEXT,
+    role         TEXT    NOT NULL,
+    org_id       TEXT,
+    projects     TEXT    NOT NULL,
+    issued_by    TEXT,
+    member_bound INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    ended_at     INTEGER
+) WITHOUT ROWID;
+CREATE INDEX sessions_expires ON sessions (expires_at);
+CREATE TABLE operators (
+    id            TEXT    PRIMARY KEY,
+    email         TEXT    NOT NULL UNIQUE,
+    name          TEXT,
+    password_hash TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.

@@ -15,6 +15,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 use trailkeep_core::NewEvent;
+use trailkeep_store::orgs::{AdminError, AdminWrite};
 use trailkeep_store::{Ack, ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, StoreError};
 
 use crate::row::{INSERT_EVENT, event_params};
@@ -26,6 +27,9 @@ pub enum WriteOp {
     Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
     CreateKey(ApiKeyRecord, Option<NewEvent>, oneshot::Sender<Result<(), StoreError>>),
     RevokeKey(String, i64, Option<NewEvent>, oneshot::Sender<Result<bool, StoreError>>),
+    Admin(AdminWrite, oneshot::Sender<Result<(), AdminError>>),
+    /// A portal link, session or operator change; answers whether it happened.
+    Session(crate::sessions::SessionWrite, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// How much one group commit may take on.
@@ -58,6 +62,7 @@ impl Writer {
         conn: Connection,
         limits: GroupLimits,
         committed: Vec<std::sync::mpsc::SyncSender<()>>,
+        sealed: HashMap<String, u64>,
     ) -> rusqlite::Result<Writer> {
         let mut last_seq = HashMap::new();
         {
@@ -66,6 +71,19 @@ impl Writer {
             for row in rows {
                 let (org, seq) = row?;
                 last_seq.insert(org, seq as u64);
+            }
+        }
+        for (org, size) in sealed {
+            let last = last_seq.entry(org.clone()).or_insert(0);
+            if *last < size {
+                tracing::error!(
+                    org = %org,
+                    events = *last,
+                    sealed = size,
+                    "the events table ends before the sealed log: events were removed behind the service's back; \
+                     new events continue after the sealed ones and the missing ones show in every verification"
+                );
+                *last = size;
             }
         }
         // Statistics for the planner from the start, where none were gathered yet.
@@ -126,6 +144,8 @@ impl Writer {
                 (WriteOp::Append(_, tx), OpResult::Append(r)) => drop(tx.send(r)),
                 (WriteOp::CreateKey(_, _, tx), OpResult::Key(r)) => drop(tx.send(r.map_err(to_store))),
                 (WriteOp::RevokeKey(_, _, _, tx), OpResult::Revoke(r)) => drop(tx.send(r.map_err(to_store))),
+                (WriteOp::Admin(_, tx), OpResult::Admin(r)) => drop(tx.send(r)),
+                (WriteOp::Session(_, tx), OpResult::Session(r)) => drop(tx.send(r.map_err(to_store))),
                 _ => unreachable!("results are produced in the order of their operations"),
             }
         }
@@ -171,6 +191,27 @@ impl Writer {
                     }
                     Ok(changed == 1)
                 })),
+                WriteOp::Admin(write, _) => OpResult::Admin(
+                    guarded(&tx, savepoints, |c| {
+                        // A refusal (exists, not found) is an answer, not a failure: it writes nothing.
+                        if let Err(refused) = crate::admin::apply(c, &write.change) {
+                            return Ok(Err(refused));
+                        }
+                        let req = AppendRequest { events: vec![write.audit.clone()], idempotency: None };
+                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        Ok(Ok(()))
+                    })
+                    .unwrap_or_else(|e| Err(AdminError::Failed(e.to_string()))),
+                ),
+                WriteOp::Session(write, _) => OpResult::Session(guarded(&tx, savepoints, |c| {
+                    let changed =
+                        crate::sessions::apply(c, &write.change).map_err(|e| AppendError::Failed(fail(e)))?;
+                    if let (true, Some(event)) = (changed, &write.audit) {
+                        let req = AppendRequest { events: vec![event.clone()], idempotency: None };
+                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                    }
+                    Ok(changed)
+                })),
             };
             if !savepoints && result.failed() {
                 // The caller reruns the group with savepoints; stop here and undo everything.
@@ -205,20 +246,29 @@ enum OpResult {
     Append(Result<AppendOutcome, AppendError>),
     Key(Result<(), AppendError>),
     Revoke(Result<bool, AppendError>),
+    Admin(Result<(), AdminError>),
+    Session(Result<bool, AppendError>),
 }
 
 impl OpResult {
     /// Whether the operation hit a storage failure (as opposed to a refusal such as an idempotency
     /// conflict, which writes nothing).
     fn failed(&self) -> bool {
-        matches!(self, OpResult::Append(Err(AppendError::Failed(_))) | OpResult::Key(Err(_)) | OpResult::Revoke(Err(_)))
+        matches!(
+            self,
+            OpResult::Append(Err(AppendError::Failed(_)))
+                | OpResult::Key(Err(_))
+                | OpResult::Revoke(Err(_))
+                | OpResult::Admin(Err(AdminError::Failed(_)))
+                | OpResult::Session(Err(_))
+        )
     }
 }
 
 fn op_events(op: &WriteOp) -> usize {
     match op {
         WriteOp::Append(req, _) => req.events.len(),
-        WriteOp::CreateKey(..) | WriteOp::RevokeKey(..) => 1,
+        WriteOp::CreateKey(..) | WriteOp::RevokeKey(..) | WriteOp::Admin(..) | WriteOp::Session(..) => 1,
     }
 }
 
@@ -232,6 +282,8 @@ fn fail_all(ops: Vec<WriteOp>, message: &str) {
             WriteOp::Append(_, tx) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
             WriteOp::CreateKey(_, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::RevokeKey(_, _, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
+            WriteOp::Admin(_, tx) => drop(tx.send(Err(AdminError::Failed(message.to_owned())))),
+            WriteOp::Session(_, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
         }
     }
 }
@@ -292,6 +344,7 @@ fn append_one(
     let before = pending.clone();
     let result = (|| {
         let mut acks = Vec::with_capacity(req.events.len());
+        let mut created = Vec::new();
         let mut insert = conn.prepare_cached(INSERT_EVENT).map_err(failed)?;
         for event in &req.events {
             let org = event.organization_id.as_str();
@@ -309,12 +362,25 @@ fn append_one(
                 }
             }
             let last = pending.get(org).or_else(|| committed.get(org)).copied().unwrap_or(0);
-            let seq = last + 1;
-            pending.insert(org.to_owned(), seq);
-            let stored = event.clone().into_event(seq, received_at);
-            let payload = serde_json::to_string(&stored).map_err(|e| AppendError::Failed(e.to_string()))?;
-            insert.execute(rusqlite::params_from_iter(event_params(&stored, payload))).map_err(failed)?;
-            acks.push(Ack { id: event.id, seq, received_at });
+            // An organisation's first event creates it, unless it was created beforehand.
+            if last == 0
+                && !org.starts_with('_')
+                && crate::admin::create_on_ingest(conn, org, received_at).map_err(failed)?
+            {
+                created.push(event.organization_id.clone());
+            }
+            acks.push(place(&mut insert, event, received_at, last, pending)?);
+        }
+        // Recorded in the platform's log, so that each organisation's own log starts with what its
+        // platform sent.
+        for org in created {
+            let record = org_created_on_ingest(org, received_at);
+            let last = pending
+                .get(record.organization_id.as_str())
+                .or_else(|| committed.get(record.organization_id.as_str()))
+                .copied()
+                .unwrap_or(0);
+            place(&mut insert, &record, received_at, last, pending)?;
         }
         if let Some(claim) = &req.idempotency {
             let response = serde_json::to_string(&acks).map_err(|e| AppendError::Failed(e.to_string()))?;
@@ -332,6 +398,54 @@ fn append_one(
         *pending = before;
     }
     result
+}
+
+/// Gives `event` the next seq of its organisation (after `last`) and inserts it.
+fn place(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    event: &NewEvent,
+    received_at: i64,
+    last: u64,
+    pending: &mut HashMap<String, u64>,
+) -> Result<Ack, AppendError> {
+    let seq = last + 1;
+    pending.insert(event.organization_id.as_str().to_owned(), seq);
+    let stored = event.clone().into_event(seq, received_at);
+    let payload = serde_json::to_string(&stored).map_err(|e| AppendError::Failed(e.to_string()))?;
+    insert
+        .execute(rusqlite::params_from_iter(event_params(&stored, payload)))
+        .map_err(|e| AppendError::Failed(fail(e)))?;
+    Ok(Ack { id: event.id, seq, received_at })
+}
+
+/// The platform's record of an organisation that its first ingested event created.
+fn org_created_on_ingest(org: trailkeep_core::OrgId, at: i64) -> NewEvent {
+    use trailkeep_core::{Action, Actor, ActorType, Context, OrgId, Outcome, Target};
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("source".into(), "ingest".into());
+    NewEvent {
+        id: uuid::Uuid::now_v7(),
+        client_id: false,
+        organization_id: OrgId::platform(),
+        project_id: None,
+        action: Action::parse("organization.created").expect("a valid action"),
+        category: "organization".into(),
+        occurred_at: at,
+        actor: Some(Actor {
+            actor_type: ActorType::System,
+            id: Some("trailkeep".into()),
+            name: Some("Trailkeep".into()),
+            email: None,
+        }),
+        targets: vec![Target { target_type: "organization".into(), id: org.to_string(), name: None }],
+        context: Context::default(),
+        description: Some(format!("Organisation {org} was created by its first event")),
+        outcome: Outcome::Success,
+        error: None,
+        changes: Vec::new(),
+        metadata,
+        ai: None,
+    }
 }
 
 fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), AppendError> {

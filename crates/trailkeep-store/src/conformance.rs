@@ -274,6 +274,84 @@ pub async fn sealed_events_carry_receipts_and_their_payloads(store: &dyn Store) 
     assert_eq!(store.receipt(&org("a"), Uuid::nil()).await.unwrap(), None);
 }
 
+pub async fn organisations_projects_and_members_change_with_their_events(store: &dyn Store) {
+    use crate::orgs::{AdminChange, AdminError, MemberRecord, MemberStatus, OrgRecord, ProjectRecord, Role};
+    let audit = |org_name: &str, action: &str| new_event(org_name, action, 1);
+    let acme = OrgRecord {
+        id: org("acme"),
+        name: "Acme".into(),
+        plan: "pro".into(),
+        created_at: 5,
+        updated_at: 5,
+        deleted_at: None,
+    };
+    store.apply_admin(AdminChange::CreateOrg(acme.clone()), audit("acme", "organization.created")).await.unwrap();
+    assert_eq!(store.get_org(&org("acme")).await.unwrap(), Some(acme.clone()));
+    let again = store.apply_admin(AdminChange::CreateOrg(acme.clone()), audit("acme", "organization.created")).await;
+    assert_eq!(again, Err(AdminError::Exists));
+    let ghost = OrgRecord { id: org("ghost"), ..acme.clone() };
+    let missing = store.apply_admin(AdminChange::UpdateOrg(ghost), audit("ghost", "organization.updated")).await;
+    assert_eq!(missing, Err(AdminError::NotFound));
+    // A refused change writes no event.
+    assert_eq!(store.list_events(&ReadScope::org(org("acme")), &query(10)).await.unwrap().events.len(), 1);
+    assert!(store.list_events(&ReadScope::org(org("ghost")), &query(10)).await.unwrap().events.is_empty());
+
+    let project = ProjectRecord {
+        org: org("acme"),
+        id: ProjectId::parse("web").unwrap(),
+        name: "Web".into(),
+        created_at: 6,
+        updated_at: 6,
+    };
+    store.apply_admin(AdminChange::CreateProject(project.clone()), audit("acme", "project.created")).await.unwrap();
+    assert_eq!(store.list_projects(&org("acme")).await.unwrap(), vec![project.clone()]);
+    let member = MemberRecord {
+        org: org("acme"),
+        email: "ada@acme.test".into(),
+        name: Some("Ada".into()),
+        role: Role::ProjectAdmin,
+        projects: vec![project.id.clone()],
+        status: MemberStatus::Invited,
+        created_at: 7,
+        updated_at: 7,
+    };
+    store.apply_admin(AdminChange::AddMember(member.clone()), audit("acme", "member.invited")).await.unwrap();
+    assert_eq!(store.get_member(&org("acme"), "ada@acme.test").await.unwrap(), Some(member.clone()));
+    let promoted = MemberRecord {
+        role: Role::Owner,
+        projects: vec![],
+        status: MemberStatus::Active,
+        updated_at: 8,
+        ..member.clone()
+    };
+    store.apply_admin(AdminChange::UpdateMember(promoted.clone()), audit("acme", "member.role_changed")).await.unwrap();
+    assert_eq!(store.list_members(&org("acme")).await.unwrap(), vec![promoted]);
+    store
+        .apply_admin(
+            AdminChange::RemoveMember { org: org("acme"), email: member.email.clone() },
+            audit("acme", "member.removed"),
+        )
+        .await
+        .unwrap();
+    assert!(store.list_members(&org("acme")).await.unwrap().is_empty());
+    assert_eq!(store.list_events(&ReadScope::org(org("acme")), &query(10)).await.unwrap().events.len(), 5);
+
+    // An organisation's first event creates it; a deleted one is no longer listed.
+    append(store, vec![new_event("zeta", "x.y", 1)]).await;
+    let zeta = store.get_org(&org("zeta")).await.unwrap().expect("created by its first event");
+    assert_eq!((zeta.name.as_str(), zeta.plan.as_str()), ("zeta", "free"));
+    let listed: Vec<String> = store.list_orgs(None, 10).await.unwrap().iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(listed, vec!["acme", "zeta"]);
+    store
+        .apply_admin(AdminChange::DeleteOrg { id: org("zeta"), at: 9 }, audit("zeta", "organization.deleted"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_org(&org("zeta")).await.unwrap().and_then(|o| o.deleted_at), Some(9));
+    let listed: Vec<String> = store.list_orgs(None, 10).await.unwrap().iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(listed, vec!["acme"]);
+    assert_eq!(store.list_orgs(Some(&org("acme")), 10).await.unwrap(), vec![]);
+}
+
 fn key(id: &str, org_id: Option<&str>, hash: u8) -> ApiKeyRecord {
     ApiKeyRecord {
         id: id.into(),
@@ -309,6 +387,154 @@ pub async fn appends_after_shutdown_fail_and_nothing_is_lost_before_it(store: &d
     assert!(matches!(after, Err(AppendError::Failed(_))));
 }
 
+// Portal links, sessions and operators
+
+fn user(email: &str) -> crate::sessions::SessionUser {
+    crate::sessions::SessionUser { email: email.into(), name: Some("Ada".into()) }
+}
+
+fn link(hash: u8, issued_by: &str, expires_at: i64) -> crate::sessions::PortalLinkRecord {
+    crate::sessions::PortalLinkRecord {
+        hash: [hash; 32],
+        org: org("a"),
+        user: user("ada@example.com"),
+        role: crate::sessions::Role::ProjectAdmin,
+        projects: vec![ProjectId::parse("p1").unwrap(), ProjectId::parse("p2").unwrap()],
+        intent: crate::sessions::Intent::LogStreams,
+        issued_by: issued_by.into(),
+        created_at: 1_000,
+        expires_at,
+        used_at: None,
+    }
+}
+
+fn session(hash: u8, issued_by: Option<&str>, expires_at: i64) -> crate::sessions::SessionRecord {
+    crate::sessions::SessionRecord {
+        hash: [hash; 32],
+        id: format!("ses_{hash}"),
+        user: user("ada@example.com"),
+        role: crate::sessions::SessionRole::Org(crate::sessions::Role::ProjectAdmin),
+        org: Some(org("a")),
+        projects: vec![ProjectId::parse("p1").unwrap()],
+        issued_by: issued_by.map(str::to_owned),
+        member_bound: true,
+        created_at: 1_000,
+        expires_at,
+        ended_at: None,
+    }
+}
+
+async fn actions(store: &dyn Store, org_name: &str) -> Vec<String> {
+    let log = store.list_events(&ReadScope::org(org(org_name)), &query(100)).await.unwrap().events;
+    log.iter().rev().map(|e| e.action.to_string()).collect()
+}
+
+pub async fn a_portal_link_starts_one_session_and_none_once_used_or_expired(store: &dyn Store) {
+    use crate::sessions::SessionStart;
+    store.create_api_key(key("k1", Some("a"), 1), None).await.unwrap();
+    store.create_portal_link(link(7, "k1", 5_000), new_event("a", "portal_link.created", 1)).await.unwrap();
+    store.create_portal_link(link(8, "k1", 2_000), new_event("a", "portal_link.created", 1)).await.unwrap();
+    let found = store.find_portal_link(&[7; 32]).await.unwrap().expect("the link is stored");
+    assert_eq!(found, link(7, "k1", 5_000), "every field comes back as stored");
+    assert_eq!(store.find_portal_link(&[9; 32]).await.unwrap(), None);
+
+    let redeem = |hash: u8, session_hash: u8, now: i64| {
+        store.start_session(
+            session(session_hash, Some("k1"), now + 100),
+            SessionStart::PortalLink { link: [hash; 32], now },
+            new_event("a", "session.started", now),
+        )
+    };
+    assert!(redeem(7, 70, 1_500).await.unwrap(), "an unused, unexpired link starts a session");
+    assert!(!redeem(7, 71, 1_600).await.unwrap(), "a used link starts nothing");
+    assert!(!redeem(8, 80, 2_000).await.unwrap(), "an expired link starts nothing");
+    assert!(!redeem(9, 90, 1_000).await.unwrap(), "an unknown link starts nothing");
+    assert_eq!(store.find_portal_link(&[7; 32]).await.unwrap().and_then(|l| l.used_at), Some(1_500));
+    assert_eq!(store.find_portal_link(&[8; 32]).await.unwrap().and_then(|l| l.used_at), None);
+    for hash in [71, 80, 90] {
+        assert_eq!(store.find_session(&[hash; 32]).await.unwrap(), None, "a refused start stores no session");
+    }
+    let found = store.find_session(&[70; 32]).await.unwrap().expect("the session is stored");
+    assert_eq!(found.session, session(70, Some("k1"), 1_600));
+    assert!(!found.issuer_revoked);
+    assert_eq!(
+        actions(store, "a").await,
+        ["portal_link.created", "portal_link.created", "session.started"],
+        "refused starts record nothing"
+    );
+}
+
+pub async fn a_session_ends_once_and_knows_when_its_issuing_key_is_revoked(store: &dyn Store) {
+    use crate::sessions::SessionStart;
+    store.create_api_key(key("k1", Some("a"), 1), None).await.unwrap();
+    store
+        .start_session(session(1, Some("k1"), 10_000), SessionStart::Login, new_event("a", "session.started", 1))
+        .await
+        .unwrap();
+    store
+        .start_session(session(2, Some("k1"), 10_000), SessionStart::Login, new_event("a", "session.started", 1))
+        .await
+        .unwrap();
+    store
+        .start_session(session(3, None, 10_000), SessionStart::Login, new_event("a", "session.started", 1))
+        .await
+        .unwrap();
+    store
+        .start_session(session(4, Some("gone"), 10_000), SessionStart::Login, new_event("a", "session.started", 1))
+        .await
+        .unwrap();
+
+    assert!(store.end_session(&[1; 32], 2_000, Some(new_event("a", "session.ended", 2))).await.unwrap());
+    assert!(!store.end_session(&[1; 32], 2_100, Some(new_event("a", "session.ended", 3))).await.unwrap());
+    assert!(!store.end_session(&[2; 32], 10_000, None).await.unwrap(), "an expired session cannot end again");
+    assert!(!store.end_session(&[5; 32], 2_000, None).await.unwrap());
+    assert_eq!(store.find_session(&[1; 32]).await.unwrap().and_then(|s| s.session.ended_at), Some(2_000));
+    assert_eq!(store.find_session(&[2; 32]).await.unwrap().and_then(|s| s.session.ended_at), None);
+
+    let revoked = |hash: u8| async move { store.find_session(&[hash; 32]).await.unwrap().unwrap().issuer_revoked };
+    assert!(!revoked(2).await && !revoked(3).await);
+    assert!(revoked(4).await, "a session whose issuing key does not exist may not act");
+    store.revoke_api_key("k1", 3_000, None).await.unwrap();
+    assert!(revoked(2).await, "revoking the issuing key is seen at once");
+    assert!(!revoked(3).await, "a sign-in session has no issuing key");
+    let ended: Vec<String> = actions(store, "a").await.into_iter().filter(|a| a == "session.ended").collect();
+    assert_eq!(ended.len(), 1, "only the session that ended records it");
+}
+
+pub async fn operators_are_unique_by_email_and_listed_oldest_first(store: &dyn Store) {
+    use crate::sessions::OperatorRecord;
+    let op = |id: &str, email: &str, at: i64| OperatorRecord {
+        id: id.into(),
+        email: email.into(),
+        name: None,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${id}"),
+        created_at: at,
+    };
+    assert!(
+        store
+            .create_operator(op("op_2", "b@example.com", 2), new_event("_platform", "operator.created", 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_operator(op("op_1", "a@example.com", 1), new_event("_platform", "operator.created", 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_operator(op("op_3", "a@example.com", 3), new_event("_platform", "operator.created", 3))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_operator("a@example.com").await.unwrap(), Some(op("op_1", "a@example.com", 1)));
+    assert_eq!(store.find_operator("c@example.com").await.unwrap(), None);
+    let ids: Vec<String> = store.list_operators().await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(ids, ["op_1", "op_2"]);
+    assert_eq!(actions(store, "_platform").await.len(), 2, "a refused account records nothing");
+}
+
 /// Expands to one `#[tokio::test]` per conformance function, each on a fresh store from `$factory`
 /// (an `async fn() -> Fixture`).
 #[macro_export]
@@ -324,8 +550,12 @@ macro_rules! store_conformance_tests {
             cost_ranges_page_in_timeline_order_whether_rare_or_common,
             appended_events_are_sealed_into_a_signed_tree,
             sealed_events_carry_receipts_and_their_payloads,
+            organisations_projects_and_members_change_with_their_events,
             keys_are_created_found_listed_and_revoked_with_their_audit_events,
             appends_after_shutdown_fail_and_nothing_is_lost_before_it,
+            a_portal_link_starts_one_session_and_none_once_used_or_expired,
+            a_session_ends_once_and_knows_when_its_issuing_key_is_revoked,
+            operators_are_unique_by_email_and_listed_oldest_first,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {

@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod orgs;
+pub mod sessions;
 
 /// A claim that a request is a retry of an earlier one: the same `key` from the same `scope` (the API
 /// key that sent it) with the same body `fingerprint`.
@@ -227,9 +229,64 @@ pub trait Store: Send + Sync + 'static {
     /// range small enough to hold in memory.
     async fn sealed_events(&self, org: &OrgId, from: u64, to: u64) -> Result<Vec<SealedEvent>, StoreError>;
 
+    // Organisations, projects and members
+
+    /// Applies one change together with the event that records it, atomically.
+    async fn apply_admin(&self, change: orgs::AdminChange, audit: NewEvent) -> Result<(), orgs::AdminError>;
+
+    /// The organisation, deleted or not.
+    async fn get_org(&self, id: &OrgId) -> Result<Option<orgs::OrgRecord>, StoreError>;
+
+    /// Live organisations in id order (the reserved `_` ones left out), up to `limit` after `after`.
+    async fn list_orgs(&self, after: Option<&OrgId>, limit: usize) -> Result<Vec<orgs::OrgRecord>, StoreError>;
+
+    async fn list_projects(&self, org: &OrgId) -> Result<Vec<orgs::ProjectRecord>, StoreError>;
+
+    async fn get_project(&self, org: &OrgId, id: &ProjectId) -> Result<Option<orgs::ProjectRecord>, StoreError>;
+
+    async fn list_members(&self, org: &OrgId) -> Result<Vec<orgs::MemberRecord>, StoreError>;
+
+    /// The member with this (lowercase) email.
+    async fn get_member(&self, org: &OrgId, email: &str) -> Result<Option<orgs::MemberRecord>, StoreError>;
+
     /// Whether the store answers reads and accepts writes.
     async fn ready(&self) -> Result<(), StoreError>;
 
     /// Commits outstanding work and stops background tasks; appends after this fail.
     async fn shutdown(&self);
+
+    // Portal links, sessions and operators
+
+    /// Stores a new portal link together with the event that records it, atomically.
+    async fn create_portal_link(&self, link: sessions::PortalLinkRecord, audit: NewEvent) -> Result<(), StoreError>;
+
+    /// The portal link whose token hashes to `hash`, used or not, expired or not.
+    async fn find_portal_link(&self, hash: &[u8; 32]) -> Result<Option<sessions::PortalLinkRecord>, StoreError>;
+
+    /// Starts a session together with the event that records it, atomically. From a portal link, the link
+    /// is consumed in the same transaction; false (and nothing written) when it was used already or has
+    /// expired, so a link starts at most one session however many redeem it at once.
+    async fn start_session(
+        &self,
+        session: sessions::SessionRecord,
+        start: sessions::SessionStart,
+        audit: NewEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// The session whose cookie value hashes to `hash`, ended or not.
+    async fn find_session(&self, hash: &[u8; 32]) -> Result<Option<sessions::FoundSession>, StoreError>;
+
+    /// Ends a live session at `at` together with the event that records it; false when no live session
+    /// has that hash.
+    async fn end_session(&self, hash: &[u8; 32], at: i64, audit: Option<NewEvent>) -> Result<bool, StoreError>;
+
+    /// Stores a new operator account with the event that records it; false (nothing written) when the
+    /// email is taken.
+    async fn create_operator(&self, operator: sessions::OperatorRecord, audit: NewEvent) -> Result<bool, StoreError>;
+
+    /// The operator with this (lower-case) email.
+    async fn find_operator(&self, email: &str) -> Result<Option<sessions::OperatorRecord>, StoreError>;
+
+    /// Every operator account, oldest first.
+    async fn list_operators(&self) -> Result<Vec<sessions::OperatorRecord>, StoreError>;
 }
