@@ -204,8 +204,7 @@ impl Writer {
                     .unwrap_or_else(|e| Err(AdminError::Failed(e.to_string()))),
                 ),
                 WriteOp::Session(write, _) => OpResult::Session(guarded(&tx, savepoints, |c| {
-                    let changed =
-                        crate::sessions::apply(c, &write.change).map_err(|e| AppendError::Failed(fail(e)))?;
+                    let changed = crate::sessions::apply(c, &write.change).map_err(|e| AppendError::Failed(fail(e)))?;
                     if let (true, Some(event)) = (changed, &write.audit) {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
                         append_one(c, &req, received_at, last_seq, &mut pending)?;
