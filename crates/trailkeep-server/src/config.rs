@@ -4,11 +4,13 @@
 //! Unknown keys in the file are refused, so a typo is an error rather than a silently ignored setting,
 //! and every value is checked before anything starts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use trailkeep_core::plans::{ExportFormat, MAX_RETENTION_DAYS, Plan, default_plans};
 
 use crate::limits::RateLimit;
 
@@ -60,7 +62,29 @@ pub struct Config {
     pub portal_link_lifetime_secs: u32,
     /// How long a dashboard session lasts, in seconds: at most 28,800 (8 hours).
     pub session_lifetime_secs: u32,
+    /// The most rows a CSV export holds; a longer one ends with a line saying it was cut.
+    pub export_csv_max_rows: u64,
+    /// Changes to the plans (`[plans.pro]`, …): each field given replaces the default's.
+    pub plans: BTreeMap<String, PlanSettings>,
+    /// How often retention deletes expired events, in seconds; 0 turns the sweeper off (retention still
+    /// runs on demand through `POST /v1/orgs/{org}/retention/sweep`).
+    pub retention_sweep_secs: u64,
 }
+
+/// One plan's settings in the configuration file; a field left out keeps the default plan's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanSettings {
+    /// How many days events are kept, counted from `occurred_at`.
+    pub retention_days: Option<u32>,
+    /// The export formats allowed: `csv`, `json`, `ndjson`, `parquet`, `bundle`.
+    pub exports: Option<Vec<ExportFormat>>,
+}
+
+/// The default and the most rows a CSV export may hold: beyond a million rows a spreadsheet cannot open
+/// the file anyway, and NDJSON or Parquet serve better.
+pub const DEFAULT_EXPORT_CSV_MAX_ROWS: u64 = 50_000;
+pub const MAX_EXPORT_CSV_MAX_ROWS: u64 = 1_000_000;
 
 /// The longest a portal link may stay valid.
 pub const MAX_PORTAL_LINK_LIFETIME_SECS: u32 = 300;
@@ -88,6 +112,9 @@ impl Default for Config {
             public_url: None,
             portal_link_lifetime_secs: MAX_PORTAL_LINK_LIFETIME_SECS,
             session_lifetime_secs: MAX_SESSION_LIFETIME_SECS,
+            export_csv_max_rows: DEFAULT_EXPORT_CSV_MAX_ROWS,
+            plans: BTreeMap::new(),
+            retention_sweep_secs: 3600,
         }
     }
 }
@@ -145,6 +172,14 @@ impl Config {
                 "SESSION_LIFETIME_SECS" => {
                     config.session_lifetime_secs = value.trim().parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "EXPORT_CSV_MAX_ROWS" => {
+                    config.export_csv_max_rows =
+                        value.trim().parse().map_err(|_| bad(format!("must be a whole number of rows, not `{value}`")))?
+                }
+                "RETENTION_SWEEP_SECS" => {
+                    config.retention_sweep_secs =
+                        value.trim().parse().map_err(|_| bad(format!("must be a whole number of seconds, not `{value}`")))?
+                }
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }
@@ -187,7 +222,39 @@ impl Config {
         if let Some(url) = &self.public_url {
             public_origin(url)?;
         }
+        if !(1..=MAX_EXPORT_CSV_MAX_ROWS).contains(&self.export_csv_max_rows) {
+            return Err(ConfigError::Invalid(format!(
+                "export_csv_max_rows must be between 1 and {MAX_EXPORT_CSV_MAX_ROWS}; export NDJSON or Parquet for more"
+            )));
+        }
+        self.plans()?;
         Ok(())
+    }
+
+    /// The deployment's plans: the defaults with the configured changes applied, checked.
+    pub fn plans(&self) -> Result<Vec<Plan>, ConfigError> {
+        let mut plans = default_plans();
+        for (name, settings) in &self.plans {
+            let Some(plan) = plans.iter_mut().find(|p| &p.name == name) else {
+                let known: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+                return Err(ConfigError::Invalid(format!(
+                    "[plans.{name}]: organisations can be on {} only, so there is no plan `{name}` to configure",
+                    known.join(", ")
+                )));
+            };
+            if let Some(days) = settings.retention_days {
+                if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+                    return Err(ConfigError::Invalid(format!(
+                        "[plans.{name}] retention_days must be between 1 and {MAX_RETENTION_DAYS}, not {days}"
+                    )));
+                }
+                plan.retention_days = days;
+            }
+            if let Some(exports) = &settings.exports {
+                plan.exports = exports.clone();
+            }
+        }
+        Ok(plans)
     }
 
     /// The configured public URL without a trailing slash, checked.
@@ -328,6 +395,49 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn plans_and_the_csv_row_limit_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
+        std::fs::write(
+            &file,
+            "export_csv_max_rows = 10\n[plans.pro]\nexports = [\"csv\", \"ndjson\"]\n[plans.free]\nretention_days = 3\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), []).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.export_csv_max_rows, 10);
+        let plans = config.plans().unwrap();
+        let plan = |name: &str| plans.iter().find(|p| p.name == name).unwrap().clone();
+        assert_eq!(plan("pro").exports, vec![ExportFormat::Csv, ExportFormat::Ndjson]);
+        assert_eq!(plan("pro").retention_days, 30, "a field left out keeps the default");
+        assert_eq!((plan("free").retention_days, plan("free").exports.len()), (3, 0));
+        assert_eq!(plan("enterprise"), default_plans()[2]);
+
+        let env = [("TRAILKEEP_EXPORT_CSV_MAX_ROWS".to_string(), "25".to_string())];
+        assert_eq!(Config::load(Some(&file), env).unwrap().export_csv_max_rows, 25);
+        assert_eq!(Config::default().export_csv_max_rows, 50_000);
+    }
+
+    #[test]
+    fn unknown_plans_formats_and_bad_limits_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
+        for (text, expected) in [
+            ("[plans.gold]\nexports = [\"csv\"]\n", "plans.gold"),
+            ("[plans.pro]\nexports = [\"xlsx\"]\n", "xlsx"),
+            ("[plans.pro]\nretention = 3\n", "retention"),
+            ("[plans.pro]\nretention_days = 0\n", "retention_days"),
+            ("export_csv_max_rows = 0\n", "export_csv_max_rows"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), []).and_then(|c| c.validate()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        let err = Config::load(None, [("TRAILKEEP_EXPORT_CSV_MAX_ROWS".into(), "lots".into())]).unwrap_err();
+        assert!(err.to_string().contains("TRAILKEEP_EXPORT_CSV_MAX_ROWS"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod orgs;
 pub mod pages;
 pub mod portal;
 pub mod proofs;
+pub mod retention;
 pub mod sessions;
 pub mod signing;
 
@@ -55,6 +56,10 @@ pub struct AppState {
     pub rate_limits: Arc<limits::RateLimits>,
     /// Dashboard sessions: the public URL, lifetimes and the sign-in rate limit.
     pub sessions: sessions::Sessions,
+    /// The deployment's plans: retention and the export formats each allows.
+    pub plans: Vec<trailkeep_core::plans::Plan>,
+    /// The most rows a CSV export holds.
+    pub export_csv_max_rows: u64,
 }
 
 pub fn now_ms() -> i64 {
@@ -108,6 +113,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(orgs::get_project).patch(orgs::update_project).delete(orgs::delete_project),
         )
         .route("/v1/orgs/{org}/members", get(orgs::list_members).post(orgs::add_member))
+        .route("/v1/orgs/{org}/retention", get(retention::get_retention).put(retention::put_retention))
+        .route("/v1/orgs/{org}/retention/sweep", post(retention::post_sweep))
+        .route("/v1/orgs/{org}/legal-holds", get(retention::list_holds).post(retention::place_hold))
+        .route("/v1/orgs/{org}/legal-holds/{id}", delete(retention::lift_hold))
         .route(
             "/v1/orgs/{org}/members/{email}",
             get(orgs::get_member).patch(orgs::update_member).delete(orgs::remove_member),
@@ -187,7 +196,10 @@ impl App {
                 Duration::from_secs(config.portal_link_lifetime_secs.into()),
                 Duration::from_secs(config.session_lifetime_secs.into()),
             ),
+            plans: config.plans()?,
+            export_csv_max_rows: config.export_csv_max_rows,
         });
+        retention::spawn_sweeper(Arc::downgrade(&state), Duration::from_secs(config.retention_sweep_secs));
         Ok(App { state, new_admin_key })
     }
 }

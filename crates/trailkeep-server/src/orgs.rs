@@ -185,7 +185,8 @@ pub async fn create_org(
     let name = name("name", request.name.as_deref().unwrap_or(id.as_str()))?;
     let plan = plan(request.plan.as_deref().unwrap_or("free"))?;
     let now = now_ms();
-    let record = OrgRecord { id: id.clone(), name, plan, created_at: now, updated_at: now, deleted_at: None };
+    let record =
+        OrgRecord { id: id.clone(), name, plan, created_at: now, updated_at: now, deleted_at: None, retention: None };
     let event = audit::event(
         Record {
             org: id.clone(),

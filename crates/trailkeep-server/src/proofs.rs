@@ -142,11 +142,20 @@ pub async fn inclusion(
     if let Some(c) = &checkpoint {
         checked_checkpoint(state, c)?;
     }
-    let status = status(receipt, event)?;
+    let mut status = status(receipt, event)?;
+    // An event retention deleted is pruned, not missing: the log says so in the event that recorded it.
+    let mut pruned_by = None;
+    if event.is_none() {
+        pruned_by = state.store.sealed_events(org, receipt.seq, receipt.seq).await?.iter().find_map(|s| s.pruned_by);
+        if pruned_by.is_some() {
+            status = "pruned";
+        }
+    }
     Ok(json!({
         "id": receipt.id,
         "seq": receipt.seq,
         "status": status,
+        "pruned_by": pruned_by,
         "leaf_index": index,
         "tree_size": size,
         "leaf_hash": b64(&receipt.leaf),

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use trailkeep_core::{OrgId, ProjectId};
 use trailkeep_store::orgs::{AdminChange, AdminError, MemberRecord, MemberStatus, OrgRecord, ProjectRecord, Role};
+use trailkeep_store::retention::LegalHold;
 
 fn failed(e: rusqlite::Error) -> AdminError {
     AdminError::Failed(e.to_string())
@@ -110,6 +111,37 @@ pub fn apply(conn: &Connection, change: &AdminChange) -> Result<(), AdminError> 
             conn.execute("DELETE FROM members WHERE org_id = ?1 AND email = ?2", params![org.as_str(), email])
                 .map_err(failed)?,
         ),
+        AdminChange::SetRetention { org, retention, at } => {
+            let json = retention
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| AdminError::Failed(e.to_string()))?;
+            one_row(
+                conn.execute(
+                    "UPDATE orgs SET retention = ?2, updated_at = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+                    params![org.as_str(), json, at],
+                )
+                .map_err(failed)?,
+            )
+        }
+        AdminChange::PlaceHold(h) => {
+            live_org(conn, &h.org)?;
+            conn.execute(
+                "INSERT INTO legal_holds (id, org_id, actor, from_ms, to_ms, reason, placed_at, placed_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![h.id, h.org.as_str(), h.actor, h.from, h.to, h.reason, h.placed_at, h.placed_by],
+            )
+            .map(|_| ())
+            .map_err(insert_failed)
+        }
+        AdminChange::LiftHold { org, id, at } => one_row(
+            conn.execute(
+                "UPDATE legal_holds SET lifted_at = ?3 WHERE org_id = ?1 AND id = ?2 AND lifted_at IS NULL",
+                params![org.as_str(), id, at],
+            )
+            .map_err(failed)?,
+        ),
     }
 }
 
@@ -140,10 +172,17 @@ fn org_from_row(r: &Row<'_>) -> rusqlite::Result<OrgRecord> {
         created_at: r.get(3)?,
         updated_at: r.get(4)?,
         deleted_at: r.get(5)?,
+        retention: r
+            .get::<_, Option<String>>(6)?
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e)))
+            })
+            .transpose()?,
     })
 }
 
-const ORG_COLUMNS: &str = "id, name, plan, created_at, updated_at, deleted_at";
+const ORG_COLUMNS: &str = "id, name, plan, created_at, updated_at, deleted_at, retention";
 
 pub fn get_org(conn: &Connection, id: &str) -> rusqlite::Result<Option<OrgRecord>> {
     conn.prepare_cached(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = ?1"))?
@@ -229,4 +268,29 @@ pub fn get_member(conn: &Connection, org: &str, email: &str) -> rusqlite::Result
     conn.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = ?1 AND email = ?2"))?
         .query_row([org, email], member_from_row)
         .optional()
+}
+
+fn hold_from_row(r: &Row<'_>) -> rusqlite::Result<LegalHold> {
+    let org: String = r.get(1)?;
+    Ok(LegalHold {
+        id: r.get(0)?,
+        org: stored(1, &org)?,
+        actor: r.get(2)?,
+        from: r.get(3)?,
+        to: r.get(4)?,
+        reason: r.get(5)?,
+        placed_at: r.get(6)?,
+        placed_by: r.get(7)?,
+        lifted_at: r.get(8)?,
+    })
+}
+
+/// The organisation's legal holds, oldest first.
+pub fn list_holds(conn: &Connection, org: &str) -> rusqlite::Result<Vec<LegalHold>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, org_id, actor, from_ms, to_ms, reason, placed_at, placed_by, lifted_at FROM legal_holds \
+         WHERE org_id = ?1 ORDER BY placed_at, id",
+    )?;
+    let rows = stmt.query_map([org], hold_from_row)?;
+    rows.collect()
 }

@@ -33,7 +33,7 @@ pub fn follow<E: Display>(
 ) {
     loop {
         match step() {
-            Ok(n) if n == pace.batch => continue,
+            Ok(n) if n >= pace.batch => continue,
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "{what} failed; retrying");

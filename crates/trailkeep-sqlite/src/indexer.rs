@@ -35,8 +35,39 @@ impl Indexer {
         self.search.query_row("SELECT pos FROM watermark WHERE id = 1", [], |r| r.get(0))
     }
 
-    /// Indexes up to one batch past the watermark; returns how many rows it indexed.
+    /// Removes from the index the rows retention deleted since the last pass; returns how many.
+    fn forget_deleted(&mut self) -> rusqlite::Result<usize> {
+        let last: i64 = self.search.query_row("SELECT last FROM deletions_watermark WHERE id = 1", [], |r| r.get(0))?;
+        let mut rows: Vec<(i64, i64)> = Vec::new();
+        {
+            let mut stmt =
+                self.main.prepare_cached("SELECT id, pos FROM fts_deletions WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let mut q = stmt.query(params![last, BATCH])?;
+            while let Some(row) = q.next()? {
+                rows.push((row.get(0)?, row.get(1)?));
+            }
+        }
+        let Some(&(newest, _)) = rows.last() else { return Ok(0) };
+        let tx = self.search.transaction()?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?;
+            for (_, pos) in &rows {
+                delete.execute([pos])?;
+            }
+            tx.execute("UPDATE deletions_watermark SET last = ?1 WHERE id = 1", [newest])?;
+        }
+        tx.commit()?;
+        Ok(rows.len())
+    }
+
+    /// Indexes up to one batch past the watermark, after forgetting deleted rows; returns how many rows it
+    /// indexed or forgot.
     pub fn step(&mut self) -> rusqlite::Result<usize> {
+        let forgotten = self.forget_deleted()?;
+        Ok(forgotten + self.index_new()?)
+    }
+
+    fn index_new(&mut self) -> rusqlite::Result<usize> {
         let from = self.watermark()?;
         let mut rows: Vec<(i64, String)> = Vec::new();
         {

@@ -341,12 +341,17 @@ pub fn read_sealed(
     to: u64,
 ) -> rusqlite::Result<Vec<trailkeep_store::SealedEvent>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT r.seq, r.id, r.received_at, r.leaf, e.payload FROM ledger.receipts r \
+        "SELECT r.seq, r.id, r.received_at, r.leaf, e.payload, p.by_seq FROM ledger.receipts r \
          LEFT JOIN events e ON e.org_id = r.org_id AND e.seq = r.seq \
+         LEFT JOIN pruned p ON p.org_id = r.org_id AND p.seq = r.seq \
          WHERE r.org_id = ?1 AND r.seq BETWEEN ?2 AND ?3 ORDER BY r.seq, e.pos",
     )?;
     let rows = stmt.query_map(params![org, from as i64, to as i64], |r| {
-        Ok(trailkeep_store::SealedEvent { receipt: receipt_from_row(r)?, payload: r.get(4)? })
+        Ok(trailkeep_store::SealedEvent {
+            receipt: receipt_from_row(r)?,
+            payload: r.get(4)?,
+            pruned_by: r.get::<_, Option<i64>>(5)?.map(|s| s as u64),
+        })
     })?;
     rows.collect()
 }

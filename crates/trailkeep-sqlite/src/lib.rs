@@ -8,6 +8,7 @@
 //! **Boundary:** this crate is the only place (with its PostgreSQL sibling) that speaks SQL.
 
 mod admin;
+mod aggregates;
 mod follow;
 pub mod indexer;
 pub mod ledger;
@@ -15,6 +16,7 @@ pub mod read;
 pub mod row;
 pub mod schema;
 mod sessions;
+mod sweep;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -398,6 +400,19 @@ impl Store for SqliteStore {
         self.reads.with(move |conn| admin::get_member(conn, &org, &email)).await
     }
 
+    async fn list_holds(&self, org: &OrgId) -> Result<Vec<trailkeep_store::retention::LegalHold>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| admin::list_holds(conn, &org)).await
+    }
+
+    async fn sweep(
+        &self,
+        request: trailkeep_store::retention::SweepRequest,
+    ) -> Result<trailkeep_store::retention::SweepOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::Sweep(request, tx), rx).await
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         if self.sender().is_none_or(|s| s.is_closed()) {
             return Err(StoreError("the writer has stopped".into()));
@@ -457,5 +472,16 @@ impl Store for SqliteStore {
 
     async fn list_operators(&self) -> Result<Vec<OperatorRecord>, StoreError> {
         self.reads.with(sessions::list_operators).await
+    }
+
+    // ---- Dashboard aggregates (issue 5) ----
+
+    async fn ai_totals(
+        &self,
+        scope: &ReadScope,
+        filter: &trailkeep_core::Filter,
+    ) -> Result<trailkeep_store::aggregates::AiTotals, StoreError> {
+        let (scope, filter) = (scope.clone(), filter.clone());
+        self.reads.with(move |conn| aggregates::ai_totals(conn, &scope, &filter)).await
     }
 }

@@ -34,9 +34,9 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 
 /// A SQL condition and its bound values, built up term by term.
 #[derive(Default)]
-struct Sql {
-    conditions: Vec<String>,
-    values: Vec<SqlValue>,
+pub(crate) struct Sql {
+    pub(crate) conditions: Vec<String>,
+    pub(crate) values: Vec<SqlValue>,
 }
 
 impl Sql {
@@ -45,11 +45,11 @@ impl Sql {
         format!("?{}", self.values.len())
     }
 
-    fn bind_text(&mut self, s: &str) -> String {
+    pub(crate) fn bind_text(&mut self, s: &str) -> String {
         self.bind(SqlValue::Text(s.to_owned()))
     }
 
-    fn in_list(&mut self, column: &str, values: &[String]) -> String {
+    pub(crate) fn in_list(&mut self, column: &str, values: &[String]) -> String {
         let placeholders: Vec<String> = values.iter().map(|v| self.bind_text(v)).collect();
         format!("{column} IN ({})", placeholders.join(", "))
     }
@@ -197,7 +197,7 @@ fn predicate_condition(sql: &mut Sql, predicate: &Predicate) -> String {
     }
 }
 
-fn term_condition(sql: &mut Sql, term: &Term) -> String {
+pub(crate) fn term_condition(sql: &mut Sql, term: &Term) -> String {
     let condition = predicate_condition(sql, &term.predicate);
     if term.negated {
         // A missing value (an event with no actor, say) does not match `actor:x`, so it matches `-actor:x`.

@@ -141,10 +141,36 @@ CREATE TABLE operators (
     created_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // Retention: an organisation's own retention, legal holds, and the seqs retention pruned (with the
+    // seq of the `retention.deleted` event that records it), so exports and proofs tell a pruned event
+    // from a missing one. Deleted rows' positions wait in `fts_deletions` for the full-text indexer.
+    r#"
+ALTER TABLE orgs ADD COLUMN retention TEXT;
+CREATE TABLE legal_holds (
+    id         TEXT    PRIMARY KEY,
+    org_id     TEXT    NOT NULL,
+    actor      TEXT,
+    from_ms    INTEGER,
+    to_ms      INTEGER,
+    reason     TEXT    NOT NULL,
+    placed_at  INTEGER NOT NULL,
+    placed_by  TEXT    NOT NULL,
+    lifted_at  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX legal_holds_org ON legal_holds (org_id, placed_at);
+CREATE TABLE pruned (
+    org_id TEXT    NOT NULL,
+    seq    INTEGER NOT NULL,
+    by_seq INTEGER NOT NULL,
+    PRIMARY KEY (org_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE fts_deletions (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);
+"#,
 ];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.
-const SEARCH: &[&str] = &[r#"
+const SEARCH: &[&str] = &[
+    r#"
 CREATE VIRTUAL TABLE fts USING fts5 (
     body,
     content = '',
@@ -153,7 +179,12 @@ CREATE VIRTUAL TABLE fts USING fts5 (
 );
 CREATE TABLE watermark (id INTEGER PRIMARY KEY CHECK (id = 1), pos INTEGER NOT NULL);
 INSERT INTO watermark (id, pos) VALUES (1, 0);
-"#];
+"#,
+    r#"
+CREATE TABLE deletions_watermark (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+INSERT INTO deletions_watermark (id, last) VALUES (1, 0);
+"#,
+];
 
 /// The ledger database: each organisation's Merkle tree and signed checkpoints, derived from the events
 /// in order by the sealer. Each event's receipt — its seq, id, receipt time and leaf hash — is kept here,

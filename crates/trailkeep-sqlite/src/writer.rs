@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 use trailkeep_core::NewEvent;
 use trailkeep_store::orgs::{AdminError, AdminWrite};
+use trailkeep_store::retention::{SweepOutcome, SweepRequest};
 use trailkeep_store::{Ack, ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, StoreError};
 
 use crate::row::{INSERT_EVENT, event_params};
@@ -28,6 +29,7 @@ pub enum WriteOp {
     CreateKey(ApiKeyRecord, Option<NewEvent>, oneshot::Sender<Result<(), StoreError>>),
     RevokeKey(String, i64, Option<NewEvent>, oneshot::Sender<Result<bool, StoreError>>),
     Admin(AdminWrite, oneshot::Sender<Result<(), AdminError>>),
+    Sweep(SweepRequest, oneshot::Sender<Result<SweepOutcome, StoreError>>),
     /// A portal link, session or operator change; answers whether it happened.
     Session(crate::sessions::SessionWrite, oneshot::Sender<Result<bool, StoreError>>),
 }
@@ -146,6 +148,7 @@ impl Writer {
                 (WriteOp::RevokeKey(_, _, _, tx), OpResult::Revoke(r)) => drop(tx.send(r.map_err(to_store))),
                 (WriteOp::Admin(_, tx), OpResult::Admin(r)) => drop(tx.send(r)),
                 (WriteOp::Session(_, tx), OpResult::Session(r)) => drop(tx.send(r.map_err(to_store))),
+                (WriteOp::Sweep(_, tx), OpResult::Sweep(r)) => drop(tx.send(r.map_err(to_store))),
                 _ => unreachable!("results are produced in the order of their operations"),
             }
         }
@@ -203,6 +206,13 @@ impl Writer {
                     })
                     .unwrap_or_else(|e| Err(AdminError::Failed(e.to_string()))),
                 ),
+                WriteOp::Sweep(req, _) => OpResult::Sweep(guarded(&tx, savepoints, |c| {
+                    crate::sweep::sweep(c, req, |c, event| {
+                        let req = AppendRequest { events: vec![event], idempotency: None };
+                        let outcome = append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        outcome.acks.into_iter().next().ok_or_else(|| AppendError::Failed("no ack".into()))
+                    })
+                })),
                 WriteOp::Session(write, _) => OpResult::Session(guarded(&tx, savepoints, |c| {
                     let changed = crate::sessions::apply(c, &write.change).map_err(|e| AppendError::Failed(fail(e)))?;
                     if let (true, Some(event)) = (changed, &write.audit) {
@@ -247,6 +257,7 @@ enum OpResult {
     Revoke(Result<bool, AppendError>),
     Admin(Result<(), AdminError>),
     Session(Result<bool, AppendError>),
+    Sweep(Result<SweepOutcome, AppendError>),
 }
 
 impl OpResult {
@@ -260,6 +271,7 @@ impl OpResult {
                 | OpResult::Revoke(Err(_))
                 | OpResult::Admin(Err(AdminError::Failed(_)))
                 | OpResult::Session(Err(_))
+                | OpResult::Sweep(Err(_))
         )
     }
 }
@@ -267,7 +279,11 @@ impl OpResult {
 fn op_events(op: &WriteOp) -> usize {
     match op {
         WriteOp::Append(req, _) => req.events.len(),
-        WriteOp::CreateKey(..) | WriteOp::RevokeKey(..) | WriteOp::Admin(..) | WriteOp::Session(..) => 1,
+        WriteOp::CreateKey(..)
+        | WriteOp::RevokeKey(..)
+        | WriteOp::Admin(..)
+        | WriteOp::Session(..)
+        | WriteOp::Sweep(..) => 1,
     }
 }
 
@@ -283,6 +299,7 @@ fn fail_all(ops: Vec<WriteOp>, message: &str) {
             WriteOp::RevokeKey(_, _, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::Admin(_, tx) => drop(tx.send(Err(AdminError::Failed(message.to_owned())))),
             WriteOp::Session(_, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
+            WriteOp::Sweep(_, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
         }
     }
 }

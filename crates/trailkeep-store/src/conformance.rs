@@ -284,6 +284,7 @@ pub async fn organisations_projects_and_members_change_with_their_events(store: 
         created_at: 5,
         updated_at: 5,
         deleted_at: None,
+        retention: None,
     };
     store.apply_admin(AdminChange::CreateOrg(acme.clone()), audit("acme", "organization.created")).await.unwrap();
     assert_eq!(store.get_org(&org("acme")).await.unwrap(), Some(acme.clone()));
@@ -535,6 +536,46 @@ pub async fn operators_are_unique_by_email_and_listed_oldest_first(store: &dyn S
     assert_eq!(actions(store, "_platform").await.len(), 2, "a refused account records nothing");
 }
 
+// ---- Dashboard aggregates (issue 5) ----
+
+pub async fn ai_totals_add_up_the_ai_requests_a_filter_selects_in_the_scope(store: &dyn Store) {
+    use trailkeep_core::{AiRecord, AiUsage, Predicate, Term};
+    let ai = |model: &str, usage: Option<AiUsage>, cost: Option<f64>| AiRecord {
+        model: Some(model.into()),
+        usage,
+        cost_usd: cost,
+        ..AiRecord::default()
+    };
+    let total = |n| Some(AiUsage { total_tokens: Some(n), ..AiUsage::default() });
+    let mut first = new_event("a", "ai.request", 1);
+    first.ai = Some(ai("m1", total(10), Some(0.5)));
+    let mut second = new_event("a", "ai.request", 2);
+    // No total given: input plus output count.
+    second.ai = Some(ai("m2", Some(AiUsage { input_tokens: Some(15), output_tokens: Some(5), total_tokens: None }), Some(0.25)));
+    second.project_id = Some(ProjectId::parse("p").unwrap());
+    let mut bare = new_event("a", "ai.request", 3);
+    bare.ai = Some(ai("m1", None, None));
+    let not_ai = new_event("a", "team.member.added", 4);
+    let mut elsewhere = new_event("b", "ai.request", 5);
+    elsewhere.ai = Some(ai("m1", total(1000), Some(9.0)));
+    append(store, vec![first, second, bare, not_ai, elsewhere]).await;
+
+    let scope = ReadScope::org(org("a"));
+    let all = store.ai_totals(&scope, &Filter::default()).await.unwrap();
+    assert_eq!((all.requests, all.tokens), (3, 30));
+    assert!((all.cost_usd - 0.75).abs() < 1e-9, "{all:?}");
+    let m1 = Filter { terms: vec![Term { negated: false, predicate: Predicate::Model(vec!["m1".into()]) }] };
+    let by_model = store.ai_totals(&scope, &m1).await.unwrap();
+    assert_eq!((by_model.requests, by_model.tokens), (2, 10));
+    let not_m1 = Filter { terms: vec![Term { negated: true, ..m1.terms[0].clone() }] };
+    assert_eq!(store.ai_totals(&scope, &not_m1).await.unwrap().requests, 1, "negation leaves non-AI events out");
+    let project = ReadScope { org: org("a"), projects: Some(vec![ProjectId::parse("p").unwrap()]) };
+    let in_p = store.ai_totals(&project, &Filter::default()).await.unwrap();
+    assert_eq!((in_p.requests, in_p.tokens), (1, 20));
+    let none = store.ai_totals(&ReadScope::org(org("nobody")), &Filter::default()).await.unwrap();
+    assert_eq!((none.requests, none.tokens, none.cost_usd), (0, 0, 0.0));
+}
+
 /// Expands to one `#[tokio::test]` per conformance function, each on a fresh store from `$factory`
 /// (an `async fn() -> Fixture`).
 #[macro_export]
@@ -556,6 +597,7 @@ macro_rules! store_conformance_tests {
             a_portal_link_starts_one_session_and_none_once_used_or_expired,
             a_session_ends_once_and_knows_when_its_issuing_key_is_revoked,
             operators_are_unique_by_email_and_listed_oldest_first,
+            ai_totals_add_up_the_ai_requests_a_filter_selects_in_the_scope,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {

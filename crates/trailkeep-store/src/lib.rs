@@ -17,9 +17,11 @@ use trailkeep_core::merkle::{Hash, NodeId};
 use trailkeep_core::{Event, Filter, NewEvent, OrgId, ProjectId};
 use uuid::Uuid;
 
+pub mod aggregates;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod orgs;
+pub mod retention;
 pub mod sessions;
 
 /// A claim that a request is a retry of an earlier one: the same `key` from the same `scope` (the API
@@ -180,6 +182,8 @@ pub struct Receipt {
 pub struct SealedEvent {
     pub receipt: Receipt,
     pub payload: Option<String>,
+    /// When retention deleted the payload: the seq of the `retention.deleted` event that records it.
+    pub pruned_by: Option<u64>,
 }
 
 /// The engine behind the service.
@@ -249,6 +253,15 @@ pub trait Store: Send + Sync + 'static {
     /// The member with this (lowercase) email.
     async fn get_member(&self, org: &OrgId, email: &str) -> Result<Option<orgs::MemberRecord>, StoreError>;
 
+    // Retention
+
+    /// Legal holds of the organisation, lifted ones included, oldest first.
+    async fn list_holds(&self, org: &OrgId) -> Result<Vec<retention::LegalHold>, StoreError>;
+
+    /// Deletes up to one batch of the organisation's expired, sealed, unheld events, recording the pass
+    /// as a `retention.deleted` event in the same transaction.
+    async fn sweep(&self, request: retention::SweepRequest) -> Result<retention::SweepOutcome, StoreError>;
+
     /// Whether the store answers reads and accepts writes.
     async fn ready(&self) -> Result<(), StoreError>;
 
@@ -289,4 +302,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every operator account, oldest first.
     async fn list_operators(&self) -> Result<Vec<sessions::OperatorRecord>, StoreError>;
+
+    // ---- Dashboard aggregates (issue 5) ----
+    // Each engine implements these; the SQLite store in `trailkeep-sqlite/src/aggregates.rs`.
+
+    /// Totals (requests, tokens, cost) of the AI requests in the scope that `filter` selects: the events
+    /// that carry an `ai` record, within the scope's projects when it names some.
+    async fn ai_totals(&self, scope: &ReadScope, filter: &Filter) -> Result<aggregates::AiTotals, StoreError>;
 }

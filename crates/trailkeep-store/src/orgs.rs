@@ -15,6 +15,8 @@ pub struct OrgRecord {
     pub updated_at: i64,
     /// Set once the organisation was deleted; its events stay.
     pub deleted_at: Option<i64>,
+    /// Its own retention, overriding its plan's; `None` follows the plan.
+    pub retention: Option<trailkeep_core::plans::Retention>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,20 @@ pub enum AdminChange {
         org: OrgId,
         email: String,
     },
+    /// Replaces the organisation's own retention (`None` follows its plan again).
+    SetRetention {
+        org: OrgId,
+        retention: Option<trailkeep_core::plans::Retention>,
+        at: i64,
+    },
+    /// Fails with [`AdminError::Exists`] when the id is taken.
+    PlaceHold(crate::retention::LegalHold),
+    /// Lifts a hold still in force.
+    LiftHold {
+        org: OrgId,
+        id: String,
+        at: i64,
+    },
 }
 
 impl AdminChange {
@@ -134,7 +150,11 @@ impl AdminChange {
             AdminChange::CreateOrg(o) | AdminChange::UpdateOrg(o) => &o.id,
             AdminChange::DeleteOrg { id, .. } => id,
             AdminChange::CreateProject(p) | AdminChange::UpdateProject(p) => &p.org,
-            AdminChange::DeleteProject { org, .. } | AdminChange::RemoveMember { org, .. } => org,
+            AdminChange::DeleteProject { org, .. }
+            | AdminChange::RemoveMember { org, .. }
+            | AdminChange::SetRetention { org, .. }
+            | AdminChange::LiftHold { org, .. } => org,
+            AdminChange::PlaceHold(h) => &h.org,
             AdminChange::AddMember(m) | AdminChange::UpdateMember(m) => &m.org,
         }
     }

@@ -13,6 +13,7 @@ mod orgs;
 mod pagination;
 mod proofs;
 mod query;
+mod retention;
 mod roles;
 mod sessions;
 mod signing;
