@@ -85,6 +85,32 @@ pub fn event(record: Record<'_>, actor: Actor, origin: &Origin) -> NewEvent {
     }
 }
 
+/// The event recording an export of `org`'s log (`audit_log.exported`, category `audit_log`, the log
+/// itself as target), with what was exported in `metadata` — its `format` first. Every export is recorded
+/// before its first byte leaves.
+pub fn export_event(
+    org: &OrgId,
+    description: String,
+    metadata: serde_json::Map<String, Value>,
+    actor: Actor,
+    origin: &Origin,
+) -> NewEvent {
+    event(
+        Record {
+            org: org.clone(),
+            project: None,
+            action: "audit_log.exported",
+            category: "audit_log",
+            target: Target { target_type: "audit_log".into(), id: org.to_string(), name: None },
+            description,
+            changes: Vec::new(),
+            metadata,
+        },
+        actor,
+        origin,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod bundles;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod keys;
 pub mod limits;
@@ -105,6 +106,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/checkpoint", get(proofs::get_checkpoint))
         .route("/v1/proofs/consistency", get(proofs::get_consistency_proof))
         .route("/v1/bundle", get(bundles::get_bundle))
+        .route("/v1/export", get(export::get_export))
         .route("/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
         .route("/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
         .route("/v1/orgs/{org}/projects", get(orgs::list_projects).post(orgs::create_project))

@@ -3,6 +3,7 @@
 mod bundles;
 mod cli;
 mod crash;
+mod exports;
 mod helpers;
 mod http;
 mod ingest;
