@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod bundles;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod export;
@@ -137,6 +138,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::get_health))
         .route("/readyz", get(health::get_ready))
         .route("/metrics", get(health::get_metrics))
+        // The dashboard's pages, fragments and assets: see `dashboard::routes`.
+        .merge(dashboard::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint; the API lives under /v1") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_by_address))
         .layer(axum::middleware::from_fn(health::track_requests))

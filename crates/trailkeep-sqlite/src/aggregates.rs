@@ -29,10 +29,8 @@ pub fn ai_totals(conn: &Connection, scope: &ReadScope, filter: &Filter) -> rusql
         sql.conditions.push(c);
     }
     // TOTAL rather than SUM: a float that cannot overflow, where SUM of integers fails past i64.
-    let statement = format!(
-        "SELECT COUNT(*), TOTAL(ai_tokens), TOTAL(ai_cost) FROM events WHERE {}",
-        sql.conditions.join(" AND ")
-    );
+    let statement =
+        format!("SELECT COUNT(*), TOTAL(ai_tokens), TOTAL(ai_cost) FROM events WHERE {}", sql.conditions.join(" AND "));
     conn.prepare_cached(&statement)?.query_row(rusqlite::params_from_iter(sql.values), |row| {
         let requests: i64 = row.get(0)?;
         let tokens: f64 = row.get(1)?;

@@ -3,6 +3,7 @@
 mod bundles;
 mod cli;
 mod crash;
+mod dashboard;
 mod exports;
 mod helpers;
 mod http;
