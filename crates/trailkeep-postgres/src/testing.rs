@@ -380,6 +380,11 @@ impl TestDatabase {
         self.cluster.config(SERVICE_ROLE, &self.name)
     }
 
+    /// Store settings: run as the service role, migrating as the owner first.
+    pub fn store_config(&self) -> crate::PostgresConfig {
+        crate::PostgresConfig::new(self.service_config()).with_migrations(self.owner_config())
+    }
+
     /// Connects as `role` to this database, for tests that look at it with raw SQL.
     pub async fn connect(&self, role: &str) -> Result<tokio_postgres::Client, HarnessError> {
         self.cluster.connect(role, &self.name).await
