@@ -372,7 +372,7 @@
   }
   function updateExports(pairs) {
     const qs = query(pairs);
-    $$('#export-csv, #export-json').forEach((a) => {
+    $$('a#export-csv, a#export-json').forEach((a) => {
       a.href = a.dataset.base + (qs ? '&' + qs : '') + (a.dataset.extra ? '&' + a.dataset.extra : '');
     });
   }

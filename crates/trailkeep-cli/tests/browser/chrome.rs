@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
 use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::cdp::browser_protocol::browser::{PermissionDescriptor, PermissionSetting, SetPermissionParams};
+use chromiumoxide::cdp::browser_protocol::browser::{
+    PermissionDescriptor, PermissionSetting, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+    SetPermissionParams,
+};
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt;
@@ -123,6 +126,16 @@ impl Chrome {
         }
     }
 
+    /// Saves what pages download into `dir`, under the names the server gives.
+    pub async fn allow_downloads(&self, dir: &Path) {
+        let allow = SetDownloadBehaviorParams::builder()
+            .behavior(SetDownloadBehaviorBehavior::Allow)
+            .download_path(dir.to_string_lossy())
+            .build()
+            .expect("a download behaviour");
+        self.browser.execute(allow).await.expect("allow downloads");
+    }
+
     pub async fn close(mut self) {
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
@@ -179,4 +192,22 @@ pub async fn screenshot(page: &Page, name: &str) -> PathBuf {
 /// `target/tmp/dashboard-screenshots`, kept after the run for people (and CI) to look at.
 pub fn artifacts_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots")
+}
+
+/// The finished download in `dir` whose name ends with `.<ext>`, once the browser has written it whole.
+pub async fn downloaded(dir: &Path, ext: &str) -> PathBuf {
+    let started = Instant::now();
+    while started.elapsed() < DEADLINE {
+        let found = std::fs::read_dir(dir)
+            .expect("the downloads directory")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == ext));
+        // Chromium writes to `<name>.crdownload` and renames the file once it is complete.
+        if let Some(path) = found {
+            return path;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no .{ext} file was downloaded into {} within {DEADLINE:?}", dir.display());
 }

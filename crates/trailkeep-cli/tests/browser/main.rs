@@ -162,6 +162,10 @@ async fn an_admin_signs_in_by_link_filters_as_they_type_expands_copies_and_pages
     // Another organisation's events are never shown.
     events.push(json!({"organization_id": "globex", "action": "api_key.created", "occurred_at": iso(ago(10))}));
     send(&app, &events).await;
+    // A plan with exports, so that the export buttons lead somewhere.
+    let plan = json!({"plan": "enterprise"}).to_string().into_bytes();
+    let r = app.admin.raw(Method::PATCH, "/v1/orgs/acme", Some(plan), &[("content-type", "application/json")]).await;
+    assert_eq!(r.unwrap().status, 200);
 
     let chrome = Chrome::launch().await;
     chrome.allow_clipboard(&app.base_url).await;
@@ -192,7 +196,7 @@ async fn an_admin_signs_in_by_link_filters_as_they_type_expands_copies_and_pages
     )
     .await;
     let total = row_count(&page).await;
-    assert_eq!(total, 64, "62 seeded for acme, plus the link's portal_link.created and session.started");
+    assert_eq!(total, 65, "62 seeded for acme, the plan change, the link's portal_link.created and session.started");
 
     // Filters as you type: the action pattern applies while it is typed, and lives in the URL.
     type_into(&page, "#f-action", "api_key.*").await;
@@ -215,6 +219,20 @@ async fn an_admin_signs_in_by_link_filters_as_they_type_expands_copies_and_pages
         [Some("/v1/export".into()), Some("csv".into()), Some("api_key.*".into())],
         "exports carry the filters"
     );
+    // ... and so do the files: exactly the 30 events in view, as JSON and as CSV.
+    let downloads = tempfile::tempdir().expect("a downloads directory");
+    chrome.allow_downloads(downloads.path()).await;
+    click(&page, "#export-json").await;
+    let json_file = chrome::downloaded(downloads.path(), "json").await;
+    let exported: Vec<Value> = serde_json::from_slice(&std::fs::read(&json_file).unwrap()).expect("a JSON array");
+    assert_eq!(exported.len(), 30);
+    assert!(exported.iter().all(|e| e["action"] == "api_key.created" && e["organization_id"] == "acme"));
+    click(&page, "#export-csv").await;
+    let csv = std::fs::read_to_string(chrome::downloaded(downloads.path(), "csv").await).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("id,seq,occurred_at,"), "{}", lines[0]);
+    assert_eq!(lines.len(), 31, "a header and the 30 rows: {csv}");
+    assert!(lines[1..].iter().all(|l| l.contains(",api_key.created,api_key,")), "{csv}");
 
     // The URL is the view: reloading it shows the same filter and rows.
     page.reload().await.expect("reload");

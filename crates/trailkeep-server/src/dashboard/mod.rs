@@ -30,6 +30,7 @@ use axum::routing::get;
 use serde_json::json;
 use trailkeep_core::cursor::{Cursor, Order};
 use trailkeep_core::filter::{FILTER_PARAMS, StatusMatch};
+use trailkeep_core::plans::{ExportFormat, Plan};
 use trailkeep_core::{Event, Filter, Predicate, ProjectId, Term};
 use trailkeep_store::sessions::SessionRole;
 use trailkeep_store::{EventQuery, ReadScope};
@@ -309,6 +310,27 @@ impl FormValues {
     }
 }
 
+/// An export button: a link to `GET /v1/export` with the view's filters, or why the plan has none.
+struct ExportLink {
+    format: &'static str,
+    label: &'static str,
+    href: String,
+    /// Empty when the organisation's plan includes the format.
+    refusal: String,
+}
+
+/// The plan whose exports the organisation's people may use, as `GET /v1/export` decides; `None` for an
+/// operator, who may always export.
+async fn export_plan(state: &AppState, viewer: &Viewer) -> Result<Option<Plan>, Refusal> {
+    if viewer.session.record.role == SessionRole::Operator {
+        return Ok(None);
+    }
+    let name = state.store.get_org(&viewer.scope.org).await.map_err(store_failure)?.map(|o| o.plan);
+    let name = name.unwrap_or_else(|| "free".to_owned());
+    let plan = state.plans.iter().find(|p| p.name == name).cloned();
+    Ok(Some(plan.unwrap_or(Plan { name, retention_days: 0, exports: Vec::new() })))
+}
+
 /// A project the visitor may look at.
 struct ProjectLink {
     id: String,
@@ -392,8 +414,7 @@ struct TimelinePage {
     error: Option<String>,
     next_cursor: String,
     next_href: String,
-    export_csv: String,
-    export_json: String,
+    exports: Vec<ExportLink>,
     export_extra: String,
     path: String,
 }
@@ -409,8 +430,7 @@ struct AiPage {
     error: Option<String>,
     next_cursor: String,
     next_href: String,
-    export_csv: String,
-    export_json: String,
+    exports: Vec<ExportLink>,
     export_extra: String,
     path: String,
 }
@@ -571,9 +591,23 @@ async fn page(state: &AppState, auth: Auth, params: Params, kind: ViewKind) -> R
             .collect::<Vec<_>>()
             .join("&")
     };
+    let plan = export_plan(state, &viewer).await?;
+    let exports = [(ExportFormat::Csv, "CSV"), (ExportFormat::Json, "JSON")]
+        .into_iter()
+        .map(|(format, label)| ExportLink {
+            format: format.as_str(),
+            label,
+            href: export(format.as_str()),
+            refusal: match &plan {
+                Some(p) if !p.allows(format) => {
+                    format!("The {} plan does not include {label} exports.", view::cell(&p.name))
+                }
+                _ => String::new(),
+            },
+        })
+        .collect();
     let status = if listing.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let ranges = form.ranges();
-    let (export_csv, export_json) = (export("csv"), export("json"));
     Ok(match kind {
         ViewKind::Ai => render(
             status,
@@ -586,8 +620,7 @@ async fn page(state: &AppState, auth: Auth, params: Params, kind: ViewKind) -> R
                 error: listing.error,
                 next_cursor,
                 next_href,
-                export_csv,
-                export_json,
+                exports,
                 export_extra,
                 path,
             },
@@ -603,8 +636,7 @@ async fn page(state: &AppState, auth: Auth, params: Params, kind: ViewKind) -> R
                 error: listing.error,
                 next_cursor,
                 next_href,
-                export_csv,
-                export_json,
+                exports,
                 export_extra,
                 path,
             },
