@@ -91,7 +91,7 @@ enum Command {
     /// Invite, list, change and remove an organisation's members.
     #[command(subcommand)]
     Members(orgs::MembersCommand),
-    /// Download a self-proving bundle of an organisation's events.
+    /// Export an organisation's events to a file: CSV, JSON, NDJSON, Parquet, or a self-proving bundle.
     Export(export::ExportArgs),
     /// Check a bundle offline, or watch a service's log as a witness (exit codes in --help).
     Verify(verify::VerifyArgs),
