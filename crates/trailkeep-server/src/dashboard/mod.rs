@@ -182,7 +182,7 @@ fn viewer(auth: Auth, params: &[(String, String)]) -> Result<Viewer, Refusal> {
     let principal = auth.map_err(|e| {
         if e.status == StatusCode::UNAUTHORIZED {
             Refusal::sign_in(
-                "Your session has ended. Open the audit log again from the application that sent you here, or sign in.",
+                "You are not signed in, or your session has ended. Open the audit log again from the application that sent you here, or sign in.",
             )
         } else {
             Refusal::new(e.status, "The audit log cannot be shown", e.message)
