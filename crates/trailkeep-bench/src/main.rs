@@ -16,6 +16,7 @@ mod batch_ingest;
 mod coverage;
 mod dataset;
 mod engine;
+mod export_throughput;
 mod harness;
 mod probe;
 mod queries;
@@ -52,6 +53,9 @@ enum Phase {
     D,
     /// Delay from an acknowledged append to a signed checkpoint covering it.
     E,
+    /// Export of a million events over HTTP as NDJSON, CSV and Parquet beside the raw engine, with the
+    /// server's memory watched (its own command: not in the default phases).
+    X,
 }
 
 /// Measures Trailkeep's ingest throughput, the raw engine's ceilings, query latency and what sealing
@@ -86,6 +90,9 @@ struct Args {
     /// Requests a second in phase (e): a steady, moderate load.
     #[arg(long, default_value_t = 200.0)]
     seal_rate: f64,
+    /// Events of one organisation that phase (x) exports.
+    #[arg(long, default_value_t = 1_000_000)]
+    export_events: u64,
     /// Seed of the event generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -120,6 +127,7 @@ impl Args {
         flag("query-runs", self.query_runs.to_string(), defaults.query_runs.to_string());
         flag("seal-requests", self.seal_requests.to_string(), defaults.seal_requests.to_string());
         flag("seal-rate", self.seal_rate.to_string(), defaults.seal_rate.to_string());
+        flag("export-events", self.export_events.to_string(), defaults.export_events.to_string());
         flag("seed", self.seed.to_string(), defaults.seed.to_string());
         let phases = |p: &[Phase]| p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(",");
         flag("phases", phases(&self.phases), phases(&defaults.phases));
@@ -197,10 +205,19 @@ async fn main() -> anyhow::Result<()> {
         report.queries = Some(figures);
     }
 
+    let export = match run(Phase::X) {
+        true => Some(export_throughput::run(&population, args.seed, args.export_events.max(1), &scratch).await?),
+        false => None,
+    };
+
     println!("{}", report.table());
+    if let Some(export) = &export {
+        println!("{}", export.table());
+    }
     if let Some(path) = &args.out {
         let measured_at = trailkeep_core::time::format_millis(trailkeep_server::now_ms());
-        std::fs::write(path, report.markdown(&measured_at))
+        let export = export.as_ref().map(export_throughput::ExportPhase::markdown).unwrap_or_default();
+        std::fs::write(path, report.markdown(&measured_at) + &export)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
