@@ -173,12 +173,16 @@ impl Config {
                     config.session_lifetime_secs = value.trim().parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "EXPORT_CSV_MAX_ROWS" => {
-                    config.export_csv_max_rows =
-                        value.trim().parse().map_err(|_| bad(format!("must be a whole number of rows, not `{value}`")))?
+                    config.export_csv_max_rows = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("must be a whole number of rows, not `{value}`")))?
                 }
                 "RETENTION_SWEEP_SECS" => {
-                    config.retention_sweep_secs =
-                        value.trim().parse().map_err(|_| bad(format!("must be a whole number of seconds, not `{value}`")))?
+                    config.retention_sweep_secs = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("must be a whole number of seconds, not `{value}`")))?
                 }
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
