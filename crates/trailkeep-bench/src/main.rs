@@ -5,11 +5,12 @@
 //! concurrent clients; (c) the raw SQLite engine writing the same rows, without and with FTS5, as the
 //! ceilings (a) is judged against; (d) p50/p99 latency of five typical queries on a store of a million
 //! events; (e) the delay from an acknowledged append to a signed checkpoint covering it, under a steady
-//! moderate load. Results go to stdout as a table, and with `--out` to a Markdown section; progress
-//! goes to stderr.
+//! moderate load; (v) exporting a self-proving bundle of a million events and verifying it on one
+//! thread, beside SHA-256 leaf hashing of the same bytes alone. Results go to stdout as a table, and
+//! with `--out` to a Markdown section; progress goes to stderr.
 //!
 //! ```sh
-//! cargo run --release -p trailkeep-bench -- [--events N] [--query-events N] [--phases a,e] [--out FILE]
+//! cargo run --release -p trailkeep-bench -- [--events N] [--query-events N] [--phases a,e,v] [--out FILE]
 //! ```
 
 mod batch_ingest;
@@ -24,6 +25,7 @@ mod report;
 mod seal_delay;
 mod single_ingest;
 mod stats;
+mod verify_bundle;
 mod wrk_ingest;
 
 use std::path::PathBuf;
@@ -53,13 +55,16 @@ enum Phase {
     D,
     /// Delay from an acknowledged append to a signed checkpoint covering it.
     E,
+    /// Export of a self-proving bundle, and its verification on one thread beside the hashing floor.
+    V,
     /// Export of a million events over HTTP as NDJSON, CSV and Parquet beside the raw engine, with the
     /// server's memory watched (its own command: not in the default phases).
     X,
 }
 
-/// Measures Trailkeep's ingest throughput, the raw engine's ceilings, query latency and what sealing
-/// costs and delays, against the project's targets.
+/// Measures Trailkeep's ingest throughput, the raw engine's ceilings, query latency, what sealing
+/// costs and delays, and how fast a self-proving bundle is exported and verified, against the project's
+/// targets.
 #[derive(Debug, Parser)]
 #[command(name = "trailkeep-bench")]
 struct Args {
@@ -90,6 +95,9 @@ struct Args {
     /// Requests a second in phase (e): a steady, moderate load.
     #[arg(long, default_value_t = 200.0)]
     seal_rate: f64,
+    /// Events of one organisation in the bundle that phase (v) exports and verifies.
+    #[arg(long, default_value_t = 1_000_000)]
+    verify_events: u64,
     /// Events of one organisation that phase (x) exports.
     #[arg(long, default_value_t = 1_000_000)]
     export_events: u64,
@@ -97,7 +105,7 @@ struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Phases to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d,e,v")]
     phases: Vec<Phase>,
     /// Where the scratch data directories go (default: the system's temporary directory). It should be
     /// on the kind of disk being measured: fsync speed decides the ingest figures.
@@ -127,6 +135,7 @@ impl Args {
         flag("query-runs", self.query_runs.to_string(), defaults.query_runs.to_string());
         flag("seal-requests", self.seal_requests.to_string(), defaults.seal_requests.to_string());
         flag("seal-rate", self.seal_rate.to_string(), defaults.seal_rate.to_string());
+        flag("verify-events", self.verify_events.to_string(), defaults.verify_events.to_string());
         flag("export-events", self.export_events.to_string(), defaults.export_events.to_string());
         flag("seed", self.seed.to_string(), defaults.seed.to_string());
         let phases = |p: &[Phase]| p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(",");
@@ -154,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         engine: None,
         queries: None,
         seal_delay: None,
+        bundle: None,
     };
 
     if run(Phase::A) || run(Phase::B) || run(Phase::C) || run(Phase::E) {
@@ -203,6 +213,11 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         eprintln!("(d) done");
         report.queries = Some(figures);
+    }
+    if run(Phase::V) {
+        let figures = verify_bundle::run(&population, args.seed, args.verify_events.max(1), &scratch).await?;
+        eprintln!("(v) done");
+        report.bundle = Some(figures);
     }
 
     let export = match run(Phase::X) {

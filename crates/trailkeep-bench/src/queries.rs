@@ -106,13 +106,15 @@ pub struct QueryPhase {
     pub queries: Vec<QueryFigures>,
 }
 
-/// Fills `store` with `total` generated events; returns when every append is acknowledged.
-async fn load(
+/// Fills `store` with `total` generated events; returns when every append is acknowledged. `what` labels
+/// the progress bar.
+pub async fn load(
     store: Arc<dyn trailkeep_store::Store>,
     population: Arc<Population>,
     seed: u64,
     total: u64,
     now_ms: i64,
+    what: &str,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<NewEvent>>(2);
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -133,7 +135,7 @@ async fn load(
         }
         Ok(())
     });
-    let bar = progress(total, "(d) loading the store");
+    let bar = progress(total, what);
     let mut in_flight = JoinSet::new();
     let finish = |result: Result<anyhow::Result<u64>, tokio::task::JoinError>| -> anyhow::Result<()> {
         bar.inc(result.context("an append task panicked")??);
@@ -160,13 +162,14 @@ async fn load(
     Ok(())
 }
 
-/// Waits until the full-text watermark in `search.db` reaches the newest row of the events table.
-fn wait_for_index(data_dir: &Path) -> anyhow::Result<()> {
+/// Waits until the full-text watermark in `search.db` reaches the newest row of the events table. `what`
+/// labels the progress bar.
+pub fn wait_for_index(data_dir: &Path, what: &str) -> anyhow::Result<()> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let main = Connection::open_with_flags(data_dir.join("trailkeep.db"), flags)?;
     let search = Connection::open_with_flags(data_dir.join("search.db"), flags)?;
     let newest: i64 = main.query_row("SELECT COALESCE(MAX(pos), 0) FROM events", [], |r| r.get(0))?;
-    let bar = progress(newest.max(0) as u64, "(d) full-text indexing");
+    let bar = progress(newest.max(0) as u64, what);
     loop {
         let watermark: i64 = search.query_row("SELECT pos FROM watermark WHERE id = 1", [], |r| r.get(0))?;
         bar.set_position(watermark.max(0) as u64);
@@ -190,11 +193,13 @@ pub async fn run(
     let prepared = Prepared::build(parent, "query").await?;
     let now_ms = trailkeep_server::now_ms();
     let started = Instant::now();
-    load(prepared.store(), population.clone(), seed, total, now_ms).await?;
+    load(prepared.store(), population.clone(), seed, total, now_ms, "(d) loading the store").await?;
     let load_time = started.elapsed();
     let loaded = Instant::now();
     let data_dir = prepared.data_dir();
-    tokio::task::spawn_blocking(move || wait_for_index(&data_dir)).await.context("the index wait panicked")??;
+    tokio::task::spawn_blocking(move || wait_for_index(&data_dir, "(d) full-text indexing"))
+        .await
+        .context("the index wait panicked")??;
     let index_lag = loaded.elapsed();
 
     let server = prepared.serve().await?;

@@ -326,3 +326,210 @@ fn history_is_checked_against_an_earlier_checkpoint() {
     assert_eq!(kinds(&report), vec![(ProblemKind::Inconsistent, None)]);
     assert!(report.problems[0].detail.contains("shrank"));
 }
+
+/// A sealed event with a bit of everything JSON has: nesting, arrays, numbers of every form, literals,
+/// escapes and characters beyond ASCII.
+fn rich_event(seq: u64) -> String {
+    format!(
+        concat!(
+            "{{\"action\":\"ai.chat.completion\",\"actor\":{{\"id\":\"usr_1\",\"name\":\"Zoë \\\"Z\\\" Ōkafor\",",
+            "\"type\":\"user\"}},\"ai\":{{\"cost_usd\":0.0125,\"parameters\":{{\"temperature\":-1.5e-3}},",
+            "\"prompt\":\"line one\\nline two\\t\\u00e9\\\\ \\ud83d\\ude00 🙂\",\"usage\":{{\"input_tokens\":0,",
+            "\"output_tokens\":1200}}}},\"changes\":[],\"empty\":{{}},\"flags\":[true,false,null,[[1,2],{{}}]],",
+            "\"id\":\"{}\",\"organization_id\":\"{}\",\"received_at\":\"{}\",\"seq\":{},\"ratio\":1E+2}}"
+        ),
+        event_id(seq),
+        ORG,
+        received_at(seq),
+        seq
+    )
+}
+
+fn rich_line(seq: u64) -> String {
+    let event = rich_event(seq);
+    entry_line(&receipt(seq, merkle::leaf_hash(event.as_bytes())), None, Some(event.as_bytes()))
+}
+
+/// What `serde_json` alone makes of an entry line, as the verifier read every line before [`Scan`].
+fn read_by_serde(line: &str) -> Option<Entry<'_>> {
+    let entry: EntryIn<'_> = serde_json::from_str(line).ok()?;
+    if entry.end.is_some() || entry.events.is_some() {
+        return None;
+    }
+    let event = entry.event.map(RawValue::get);
+    Some(Entry {
+        seq: entry.seq?,
+        id: entry.id?,
+        received_at: entry.received_at?,
+        leaf_hash: entry.leaf_hash?,
+        proof: entry.proof,
+        event,
+        head: event.and_then(|e| serde_json::from_str(e).ok()),
+    })
+}
+
+/// Whatever the fast reading accepts, `serde_json` reads to exactly the same entry.
+fn assert_fast_agrees(line: &str) {
+    let Some(fast) = Scan::new(line).range_entry() else { return };
+    let slow = read_by_serde(line).unwrap_or_else(|| panic!("read fast, refused by serde_json: {line}"));
+    assert_eq!(
+        (fast.seq, fast.id, fast.received_at, fast.leaf_hash, fast.event),
+        (slow.seq, slow.id, slow.received_at, slow.leaf_hash, slow.event),
+        "{line}"
+    );
+    assert!(fast.proof.is_none() && slow.proof.is_none(), "{line}");
+    assert_eq!(fast.head, slow.head, "{line}");
+    assert!(fast.head.is_some(), "{line}");
+    if let Some(event) = fast.event {
+        assert_eq!(Scan::new(event).whole_event(), slow.head, "{line}");
+    }
+}
+
+#[test]
+fn the_fast_reading_takes_the_lines_the_service_writes() {
+    let log = log(3);
+    for line in &range_bundle(&log, 1, 3, &[])[2..5] {
+        let entry = Scan::new(line).range_entry().expect("an entry as entry_line writes it");
+        assert!(entry.head.is_some() && entry.event.is_some());
+        assert_fast_agrees(line);
+    }
+    let line = rich_line(9);
+    let entry = Scan::new(&line).range_entry().expect("a rich event");
+    assert_eq!(entry.event, Some(rich_event(9).as_str()));
+    assert_eq!(entry.head.map(|h| (h.id, h.seq)), Some((event_id(9), 9)));
+    assert_fast_agrees(&line);
+    // A deleted payload: a receipt alone.
+    let bare = entry_line(&receipt(4, [3; 32]), None, None);
+    let entry = Scan::new(&bare).range_entry().expect("a receipt without its event");
+    assert!(entry.event.is_none() && entry.head.is_none());
+}
+
+#[test]
+fn the_fast_reading_leaves_anything_unusual_to_serde() {
+    let line = rich_line(9);
+    let event = rich_event(9);
+    let with_event = |e: &str| line.replace(&event, e);
+    let unusual = [
+        // Not the shape entry_line writes.
+        line.replacen("{\"seq\"", "{ \"seq\"", 1),
+        line.replacen(",\"event\":", ", \"event\": ", 1),
+        format!("{} }}", &line[..line.len() - 1]),
+        format!("{}  ", line),
+        line.replacen("{\"seq\":9,", "{\"seq\":9,\"end\":true,", 1),
+        line.replacen("\"received_at\":\"", "\"received_at\":\"\\u0032", 1),
+        line.replacen("\"seq\":9,", "\"seq\":09,", 1),
+        line.replacen("\"seq\":9,", "\"seq\":9.0,", 1),
+        line.replacen("\"seq\":9,", "\"seq\":18446744073709551616,", 1),
+        // Events serde_json reads to no head, or refuses.
+        with_event(&event.replacen("\"seq\":9", "\"seq\":9,\"seq\":9", 1)),
+        with_event(&event.replacen("\"seq\":9", "\"seq\":9,\"id\":\"x\"", 1)),
+        with_event(&event.replacen("\"id\":\"0", "\"\\u0069d\":\"0", 1)),
+        with_event(&event.replacen("\"seq\":9", "\"seq\":-9", 1)),
+        with_event(&event.replacen("\"seq\":9", "\"seq\":9e0", 1)),
+        with_event(&event.replacen("\"organization_id\":\"", "\"organization_id\":\"\\u006f", 1)),
+        with_event(&event.replacen(",\"seq\":9", "", 1)),
+        with_event("[1,2]"),
+        with_event("null"),
+        with_event(&event.replacen("line one", "line\u{1}one", 1)),
+        with_event(&event.replacen("\\n", "\\x", 1)),
+        with_event(&event.replacen("\\u00e9", "\\u00g9", 1)),
+        with_event(&event.replacen("0.0125", "01.5", 1)),
+        with_event(&event.replacen("0.0125", "1.", 1)),
+        with_event(&event.replacen("1E+2", "1E+", 1)),
+        with_event(&event.replacen("[]", "[1,]", 1)),
+        with_event(&event.replacen("true", "tru", 1)),
+        with_event(&event.replacen("{}", "{\"a\"}", 1)),
+        with_event(&format!("{}{}", event, " ")),
+        // Deeper than the fast reading follows, though serde_json reads it.
+        with_event(&event.replacen("[]", &format!("{}{}", "[".repeat(80), "]".repeat(80)), 1)),
+    ];
+    for line in &unusual {
+        assert!(Scan::new(line).range_entry().is_none(), "read fast: {line}");
+        assert_fast_agrees(line);
+    }
+    // An id in another form Uuid reads is read as serde_json reads it.
+    let braced = line.replacen(&format!("\"id\":\"{}\"", event_id(9)), &format!("\"id\":\"{{{}}}\"", event_id(9)), 1);
+    assert!(Scan::new(&braced).range_entry().is_some());
+    assert_fast_agrees(&braced);
+}
+
+#[test]
+fn a_bundle_reads_the_same_through_either_path() {
+    let log = log(30);
+    let lines = range_bundle(&log, 1, 30, &[]);
+    let mut tampered = lines.clone();
+    tampered[at(7)] = tampered[at(7)].replace("user.signed_in", "user.signed_out");
+    tampered.swap(at(12), at(13));
+    tampered[at(20)] = entry_line(&receipt(20, *log.tree.leaf(19).unwrap()), None, None);
+    tampered[at(25)] = tampered[at(25)].replace("\"seq\":25}", "\"seq\":26}");
+    for bundle in [lines, tampered] {
+        // A space after the opening brace is valid JSON, but not the shape the fast reading takes.
+        let slow: Vec<String> = bundle
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i >= 2 && l.starts_with("{\"seq\"") { l.replacen('{', "{ ", 1) } else { l.clone() })
+            .collect();
+        assert_eq!(verify(&bundle), verify(&slow));
+    }
+}
+
+#[test]
+fn the_lowest_special_byte_is_marked_exactly() {
+    let naive = |bytes: &[u8; 8]| bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+    let mut cases: Vec<[u8; 8]> =
+        vec![*b"abcdefgh", *b"abc\"efgh", *b"\\bcdefgh", *b"abcdefg\x1f", *b"\x00\x00\"\\\x01ab\xc3"];
+    cases.push([0x20, 0x21, 0x1f, 0x22, 0x5b, 0x5c, 0x5d, 0x7f]);
+    cases.push([0xc3, 0xa9, 0xf0, 0x9f, 0x99, 0x82, 0x80, 0x1f]);
+    for b in 0..=255u8 {
+        for at in 0..8 {
+            let mut word = *b"plaintxt";
+            word[at] = b;
+            cases.push(word);
+            let mut high = [0xe2; 8];
+            high[at] = b;
+            cases.push(high);
+        }
+    }
+    for word in cases {
+        let marks = specials(u64::from_le_bytes(word));
+        let first = (marks != 0).then(|| marks.trailing_zeros() as usize / 8);
+        assert_eq!(first, naive(&word), "{word:?}");
+    }
+}
+
+mod mutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PIECES: &[&str] =
+        &["\"", "\\", "{", "}", "[", "]", ",", ":", " ", "0", "1", "-", ".", "e", "+", "u", "n", "\u{1}", "é", "\\u"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Any line the fast reading accepts, however it was mangled, `serde_json` reads the same.
+        #[test]
+        fn a_mangled_line_is_read_fast_only_as_serde_reads_it(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..3usize, 0..PIECES.len()), 1..4)
+        ) {
+            let mut line: Vec<char> = rich_line(9).chars().collect();
+            for (at, kind, piece) in edits {
+                let at = at.index(line.len());
+                let piece: Vec<char> = PIECES[piece].chars().collect();
+                match kind {
+                    0 => {
+                        line.remove(at);
+                    }
+                    1 => {
+                        line.splice(at..at, piece);
+                    }
+                    _ => {
+                        line.splice(at..at + 1, piece);
+                    }
+                }
+            }
+            let line: String = line.into_iter().collect();
+            assert_fast_agrees(&line);
+        }
+    }
+}
