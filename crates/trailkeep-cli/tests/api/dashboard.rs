@@ -326,5 +326,9 @@ async fn an_operator_chooses_an_organisation_and_reads_it() {
     assert_eq!((status, rows(&body)), (200, 1));
     assert!(body.contains("name=\"organization_id\" value=\"acme\""), "the form keeps the organisation");
     assert!(body.contains("data-org=\"acme\""), "and so do the script's requests");
+    assert!(body.contains("href=\"/?organization_id=\">Switch organisation"), "{body}");
+    let (status, _, body) = page(&operator, "/?organization_id=").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Choose an organisation"), "an empty organisation asks for the choice again");
     app.stop().await;
 }

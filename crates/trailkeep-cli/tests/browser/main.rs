@@ -450,7 +450,7 @@ async fn a_project_admin_sees_only_their_project_and_a_member_is_refused() {
     let page = sign_in(&chrome, &link).await;
     until(&page, "the project's events", "document.querySelectorAll('#rows > tr.row').length === 3").await;
     let projects: Vec<String> =
-        eval(&page, "[...document.querySelectorAll('#rows .c-proj')].map(c => c.textContent)").await;
+        eval(&page, "[...document.querySelectorAll('#rows .c-proj bdi')].map(c => c.textContent)").await;
     assert_eq!(projects, ["web", "web", "web"]);
     // Neither asking for the other project nor one of its events shows anything of it.
     let asked: String = eval(&page, "fetch('/ui/rows/events?project_id=api').then(r => r.text())").await;
@@ -462,6 +462,12 @@ async fn a_project_admin_sees_only_their_project_and_a_member_is_refused() {
     page.goto(format!("{}/projects/web", app.base_url)).await.unwrap();
     until(&page, "their project's page", "document.querySelectorAll('#rows > tr.row').length === 3").await;
     screenshot(&page, "project-admin").await;
+    // Signing out ends the session at once: the page points to sign-in and the cookie opens nothing.
+    let cookie = session_cookie(&page).await;
+    click(&page, "#sign-out").await;
+    until(&page, "the signed-out page", "document.querySelector('h1').textContent === 'Sign in to see the audit log'")
+        .await;
+    assert_eq!(get_with(&app.base_url, "/", &cookie).await.status(), 401);
     page.close().await.ok();
 
     let member = portal_link(&app.admin, "acme", "mo@acme.example", "member", &[]).await;

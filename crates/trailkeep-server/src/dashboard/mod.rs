@@ -507,13 +507,15 @@ pub async fn get_ai_requests(State(state): State<Arc<AppState>>, auth: Auth, par
     page(&state, auth, params, ViewKind::Ai).await.unwrap_or_else(Refusal::page)
 }
 
-/// An operator who has not chosen an organisation picks one here.
+/// An operator picks an organisation here: when none was chosen at sign-in and the URL names none, or
+/// when the URL asks for the choice with an empty `organization_id=`.
 async fn choose_org(state: &AppState, auth: &Auth, params: &[(String, String)]) -> Option<Response> {
     let session = auth.as_ref().ok()?.session.as_ref()?;
-    let operator_without_org = session.record.role == SessionRole::Operator
-        && session.record.org.is_none()
-        && crate::param(params, "organization_id").is_none_or(str::is_empty);
-    if !operator_without_org {
+    let choosing = match crate::param(params, "organization_id") {
+        Some(named) => named.is_empty(),
+        None => session.record.org.is_none(),
+    };
+    if session.record.role != SessionRole::Operator || !choosing {
         return None;
     }
     let orgs = match state.store.list_orgs(None, 1000).await {
