@@ -209,6 +209,13 @@ fn print_report(report: &Report, json: bool) {
         report.signed_by.join(", ")
     );
     println!("  entries     {} read, {} verified against their sealed leaves", report.entries, report.verified);
+    if report.pruned > 0 {
+        let unchecked = match report.pruned_unconfirmed {
+            0 => String::new(),
+            n => format!("; {n} by retention records outside this bundle"),
+        };
+        println!("  pruned      {} deleted by retention, their receipts still in the tree{unchecked}", report.pruned);
+    }
     if let Some(size) = report.consistent_with {
         let verdict = if report.history_broken() { "NOT consistent" } else { "consistent" };
         println!("  history     {verdict} with the earlier checkpoint of {size} events");

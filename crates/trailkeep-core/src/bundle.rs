@@ -158,6 +158,18 @@ pub fn entry_line(receipt: &Receipt, proof: Option<&[Hash]>, event: Option<&[u8]
     line
 }
 
+/// The entry of an event whose payload retention deleted: its receipt, still a leaf of the tree, and the
+/// seq of the `retention.deleted` event that records the deletion.
+pub fn pruned_entry_line(receipt: &Receipt, pruned_by: u64) -> String {
+    format!(
+        "{{\"seq\":{},\"id\":\"{}\",\"received_at\":{},\"leaf_hash\":\"{}\",\"pruned_by\":{pruned_by}}}",
+        receipt.seq,
+        receipt.id,
+        serde_json::Value::String(receipt.received_at.clone()),
+        encode_hash(&receipt.leaf_hash)
+    )
+}
+
 /// The last line of a bundle of `events` entries.
 pub fn end_line(events: u64) -> String {
     format!("{{\"end\":true,\"events\":{events}}}")
@@ -241,6 +253,10 @@ pub struct Report {
     pub entries: u64,
     /// Entries whose event bytes were present and matched their sealed leaf.
     pub verified: u64,
+    /// Entries whose payload retention deleted: their receipts are leaves like any other.
+    pub pruned: u64,
+    /// Of those, the ones whose retention record lies outside the bundle, so could not be checked here.
+    pub pruned_unconfirmed: u64,
     /// Keys whose signature on the checkpoint verified, as `name+keyid`.
     pub signed_by: Vec<String>,
     /// The earlier checkpoint size the history was checked against, when one was given.
@@ -285,6 +301,8 @@ struct EntryIn<'a> {
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
     #[serde(default)]
+    pruned_by: Option<u64>,
+    #[serde(default)]
     end: Option<bool>,
     #[serde(default)]
     events: Option<u64>,
@@ -302,6 +320,7 @@ impl<'a> EntryIn<'a> {
             proof: self.proof,
             event,
             head: event.and_then(event_head),
+            pruned_by: self.pruned_by,
         })
     }
 }
@@ -317,6 +336,8 @@ struct Entry<'a> {
     event: Option<&'a str>,
     /// The fields the receipt repeats, when the event's bytes are an event.
     head: Option<EventHead<'a>>,
+    /// The seq of the `retention.deleted` event that records deleting this event's payload.
+    pruned_by: Option<u64>,
 }
 
 /// The head of an event's bytes, as `serde_json` reads it into [`EventHead`].
@@ -613,7 +634,16 @@ impl<'a> Scan<'a> {
             (None, None)
         };
         self.eat(b"}")?;
-        (self.pos == self.bytes.len()).then_some(Entry { seq, id, received_at, leaf_hash, proof: None, event, head })
+        (self.pos == self.bytes.len()).then_some(Entry {
+            seq,
+            id,
+            received_at,
+            leaf_hash,
+            proof: None,
+            event,
+            head,
+            pruned_by: None,
+        })
     }
 }
 
@@ -647,6 +677,10 @@ struct Entries {
     mismatches: Vec<Mismatch>,
     /// The seqs a selection has given, to notice one given twice.
     seen: std::collections::HashSet<u64>,
+    /// Entries whose payload was deleted: (seq, id, seq of the retention record that says so).
+    pruned: Vec<(u64, Uuid, u64)>,
+    /// The seq ranges each `retention.deleted` event in the bundle records.
+    retention_records: HashMap<u64, Vec<(u64, u64)>>,
 }
 
 /// Checks a bundle line by line; see the module documentation.
@@ -657,6 +691,8 @@ pub struct BundleVerifier {
     line: u64,
     entries: u64,
     verified: u64,
+    pruned: u64,
+    pruned_unconfirmed: u64,
     signed_by: Vec<String>,
     problems: Vec<Problem>,
     unlisted: u64,
@@ -690,6 +726,8 @@ impl BundleVerifier {
             signed_by: Vec::new(),
             problems: Vec::new(),
             unlisted: 0,
+            pruned: 0,
+            pruned_unconfirmed: 0,
         }
     }
 
@@ -789,6 +827,8 @@ impl BundleVerifier {
                     gap: false,
                     mismatches: Vec::new(),
                     seen: Default::default(),
+                    pruned: Vec::new(),
+                    retention_records: HashMap::new(),
                 }));
             }
             Stage::Entries(mut entries) => {
@@ -823,7 +863,7 @@ impl BundleVerifier {
     }
 
     fn entry(&mut self, s: &mut Entries, entry: Entry<'_>, line: u64) -> Result<(), BundleError> {
-        let Entry { seq, id, received_at, leaf_hash, proof, event, head } = entry;
+        let Entry { seq, id, received_at, leaf_hash, proof, event, head, pruned_by } = entry;
         let leaf = decode_hash(leaf_hash).ok_or_else(|| malformed(line, "leaf_hash is not 32 bytes of base64"))?;
         self.entries += 1;
         // An entry that should not be there is named by the event it carries, when it carries one.
@@ -870,7 +910,17 @@ impl BundleVerifier {
         }
 
         let Some(event) = event else {
-            self.problem(ProblemKind::Missing, Some(seq), Some(id), "the receipt is sealed but the event is absent");
+            match pruned_by {
+                // Checked against the retention record once the whole bundle was read.
+                Some(by) if counts_as_leaf => s.pruned.push((seq, id, by)),
+                Some(_) => {}
+                None => self.problem(
+                    ProblemKind::Missing,
+                    Some(seq),
+                    Some(id),
+                    "the receipt is sealed but the event is absent",
+                ),
+            }
             return Ok(());
         };
         let hash = merkle::leaf_hash(event.as_bytes());
@@ -890,6 +940,10 @@ impl BundleVerifier {
             {
                 if counts_as_leaf {
                     self.verified += 1;
+                    // Canonical bytes have no spaces: a retention record names its action exactly so.
+                    if event.contains("\"action\":\"retention.deleted\"") {
+                        s.retention_records.insert(seq, retention_ranges(event));
+                    }
                 }
             }
             Ok(_) => self.problem(
@@ -904,6 +958,30 @@ impl BundleVerifier {
     }
 
     fn finish_entries(&mut self, s: Entries) {
+        // A pruned entry is vouched for by the retention record it names, when the bundle holds it; a
+        // record outside the bundle cannot be read here, and the report counts those apart.
+        let (from, to) = (s.manifest.from_seq.unwrap_or(1), s.manifest.to_seq.unwrap_or(u64::MAX));
+        for &(seq, id, by) in &s.pruned {
+            match s.retention_records.get(&by) {
+                Some(ranges) if ranges.iter().any(|&(a, b)| a <= seq && seq <= b) => self.pruned += 1,
+                Some(_) => self.problem(
+                    ProblemKind::Missing,
+                    Some(seq),
+                    Some(id),
+                    format!("said to be deleted by retention in seq {by}, whose record does not list it"),
+                ),
+                None if s.manifest.kind == BundleKind::Range && (from..=to).contains(&by) => self.problem(
+                    ProblemKind::Missing,
+                    Some(seq),
+                    Some(id),
+                    format!("said to be deleted by retention in seq {by}, which is no retention record"),
+                ),
+                None => {
+                    self.pruned += 1;
+                    self.pruned_unconfirmed += 1;
+                }
+            }
+        }
         // Judge the events whose bytes did not match their receipts: an event found under another seq's
         // receipt was moved; anything else was changed.
         if !s.mismatches.is_empty() {
@@ -1036,6 +1114,8 @@ impl BundleVerifier {
             to_seq: manifest.to_seq,
             entries: self.entries,
             verified: self.verified,
+            pruned: self.pruned,
+            pruned_unconfirmed: self.pruned_unconfirmed,
             signed_by: self.signed_by,
             consistent_with: self.since.map(|c| c.size),
             problems: self.problems,
@@ -1050,3 +1130,15 @@ fn key_label(v: &VerifiedBy) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The `metadata.seq_ranges` of a `retention.deleted` event's canonical bytes.
+fn retention_ranges(event: &str) -> Vec<(u64, u64)> {
+    serde_json::from_str::<serde_json::Value>(event)
+        .ok()
+        .and_then(|v| {
+            v["metadata"]["seq_ranges"]
+                .as_array()
+                .map(|ranges| ranges.iter().filter_map(|r| Some((r.get(0)?.as_u64()?, r.get(1)?.as_u64()?))).collect())
+        })
+        .unwrap_or_default()
+}

@@ -224,8 +224,14 @@ async fn stream_range(state: Arc<AppState>, org: OrgId, from: u64, to: u64, tx: 
         };
         let mut chunk = String::with_capacity(page.len() * 700);
         for sealed in &page {
-            let bytes = sealed.payload.as_deref().map(canonical);
-            chunk.push_str(&entry_line(&receipt(&sealed.receipt), None, bytes.as_deref()));
+            let line = match (&sealed.payload, sealed.pruned_by) {
+                (None, Some(by)) => bundle::pruned_entry_line(&receipt(&sealed.receipt), by),
+                (payload, _) => {
+                    let bytes = payload.as_deref().map(canonical);
+                    entry_line(&receipt(&sealed.receipt), None, bytes.as_deref())
+                }
+            };
+            chunk.push_str(&line);
             chunk.push('\n');
             count += 1;
         }

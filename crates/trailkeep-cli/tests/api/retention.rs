@@ -96,9 +96,17 @@ async fn expired_events_are_deleted_by_plan_recorded_and_their_proofs_stay_valid
     assert_eq!(sweep(&app, "acme").await["deleted"], 0);
 
     // A pruned event's proof still verifies against the signed root, and says it was pruned.
-    let checkpoint = sealed(&app, "acme").await;
+    let record_seq = record["seq"].as_u64().unwrap();
+    let mut checkpoint = sealed(&app, "acme").await;
+    for _ in 0..400 {
+        if checkpoint["size"].as_u64().unwrap() >= record_seq {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        checkpoint = call(&app.admin, Method::GET, "/v1/checkpoint?organization_id=acme", None).await.1;
+    }
     let key = Verifier::parse(app.admin.checkpoint_key().await.unwrap().trim()).unwrap();
-    let (signed, _) = open_note(checkpoint["note"].as_str().unwrap(), &[key]).unwrap();
+    let (signed, _) = open_note(checkpoint["note"].as_str().unwrap(), std::slice::from_ref(&key)).unwrap();
     let id = sent.acks[0].id;
     let (status, proof) =
         call(&app.admin, Method::GET, &format!("/v1/events/{id}/proof?organization_id=acme"), None).await;
@@ -109,6 +117,26 @@ async fn expired_events_are_deleted_by_plan_recorded_and_their_proofs_stay_valid
     assert_eq!(size, signed.size);
     verify_inclusion(&hash(&proof["leaf_hash"]), proof["leaf_index"].as_u64().unwrap(), size, &path, &signed.root)
         .expect("the receipt outlives the payload");
+
+    // A self-proving export across the pruned range verifies: the pruned entries are vouched for by the
+    // retention record in the same bundle.
+    let mut bundle = Vec::new();
+    app.admin
+        .download("/v1/bundle?organization_id=acme", |chunk| {
+            bundle.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let text = String::from_utf8(bundle).unwrap();
+    let mut verifier = trailkeep_core::bundle::BundleVerifier::new(vec![key], None);
+    for line in text.lines() {
+        verifier.line(line).unwrap();
+    }
+    let report = verifier.finish().unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!((report.pruned, report.pruned_unconfirmed), (2, 0));
+    assert!(text.contains("\"pruned_by\""));
     app.stop().await;
 }
 

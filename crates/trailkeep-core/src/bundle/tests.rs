@@ -365,6 +365,7 @@ fn read_by_serde(line: &str) -> Option<Entry<'_>> {
         proof: entry.proof,
         event,
         head: event.and_then(|e| serde_json::from_str(e).ok()),
+        pruned_by: entry.pruned_by,
     })
 }
 
@@ -532,4 +533,38 @@ mod mutations {
             assert_fast_agrees(&line);
         }
     }
+}
+
+/// A log whose events 2 and 3 were deleted by retention, as recorded by event 6.
+fn pruned_bundle(record_ranges: &str, by: u64) -> Vec<String> {
+    let mut events: Vec<String> = (1..=5).map(|seq| event_bytes(seq, "user.signed_in")).collect();
+    events.push(format!(
+        "{{\"action\":\"retention.deleted\",\"id\":\"{}\",\"metadata\":{{\"seq_ranges\":{record_ranges}}},\"organization_id\":\"{ORG}\",\"received_at\":\"{}\",\"seq\":6}}",
+        event_id(6),
+        received_at(6)
+    ));
+    let log = Log { tree: MemoryTree::from_leaves(events.iter().map(|e| merkle::leaf_hash(e.as_bytes()))), events };
+    let mut lines = range_bundle(&log, 1, 6, &[]);
+    for seq in [2u64, 3] {
+        lines[at(seq)] = pruned_entry_line(&receipt(seq, *log.tree.leaf(seq - 1).unwrap()), by);
+    }
+    lines
+}
+
+#[test]
+fn pruned_events_verify_when_their_retention_record_lists_them() {
+    let report = verify(&pruned_bundle("[[2,3]]", 6));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!((report.pruned, report.pruned_unconfirmed, report.verified), (2, 0, 4));
+
+    // A record that does not list them, or a seq that is no retention record, exposes a deletion.
+    assert_eq!(kinds(&verify(&pruned_bundle("[[2,2]]", 6))), vec![(ProblemKind::Missing, Some(3))]);
+    assert_eq!(
+        kinds(&verify(&pruned_bundle("[[2,3]]", 5))),
+        vec![(ProblemKind::Missing, Some(2)), (ProblemKind::Missing, Some(3))]
+    );
+    // A record beyond the bundle cannot be read here: counted, and said to be unconfirmed.
+    let report = verify(&pruned_bundle("[[2,3]]", 9));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!((report.pruned, report.pruned_unconfirmed), (2, 2));
 }
