@@ -37,7 +37,7 @@ pub fn key_info(k: &ApiKeyRecord) -> KeyInfo {
 }
 
 /// The event recording a change to `key`, made by `actor` at `at`.
-fn key_event(action: &str, key: &ApiKeyRecord, actor: Actor, at: i64) -> NewEvent {
+fn key_event(action: &str, key: &ApiKeyRecord, actor: Actor, at: i64, context: Context) -> NewEvent {
     let org = key.org.clone().unwrap_or_else(OrgId::platform);
     let verb = action.rsplit('.').next().unwrap_or(action);
     let who = actor.name.clone().or(actor.id.clone()).unwrap_or_else(|| "the system".into());
@@ -55,7 +55,7 @@ fn key_event(action: &str, key: &ApiKeyRecord, actor: Actor, at: i64) -> NewEven
         occurred_at: at,
         actor: Some(actor),
         targets: vec![Target { target_type: "api_key".into(), id: key.id.clone(), name: Some(key.name.clone()) }],
-        context: Context::default(),
+        context,
         description: Some(format!("{who} {verb} API key {}", key.name)),
         outcome: Outcome::Success,
         error: None,
@@ -88,6 +88,7 @@ fn new_key(name: String, org: Option<OrgId>, permissions: Vec<Permission>) -> (S
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: crate::audit::Origin,
     body: Result<Json<CreateKeyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     principal.require(Permission::Admin)?;
@@ -154,7 +155,7 @@ pub async fn create_key(
         }
     }
     let (secret, record) = new_key(name, org, permissions);
-    let audit = key_event("api_key.created", &record, principal.actor(), record.created_at);
+    let audit = key_event("api_key.created", &record, principal.actor(), record.created_at, origin.context);
     state.store.create_api_key(record.clone(), Some(audit)).await?;
     tracing::info!(key_id = %record.id, by = %principal.key.id, "api key created");
     Ok((StatusCode::CREATED, Json(CreatedKey { info: key_info(&record), key: secret })))
@@ -182,6 +183,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: crate::audit::Origin,
     Path(id): Path<String>,
 ) -> Result<Json<KeyInfo>, ApiError> {
     principal.require(Permission::Admin)?;
@@ -191,7 +193,7 @@ pub async fn revoke_key(
         return Err(ApiError::not_found("no such key"));
     };
     let at = now_ms();
-    let audit = key_event("api_key.revoked", &key, principal.actor(), at);
+    let audit = key_event("api_key.revoked", &key, principal.actor(), at, origin.context);
     if !state.store.revoke_api_key(&key.id, at, Some(audit)).await? {
         return Err(ApiError::new(StatusCode::CONFLICT, "already_revoked", "this key was already revoked"));
     }
@@ -210,7 +212,7 @@ pub async fn bootstrap_admin_key(store: &dyn Store, data_dir: &FsPath) -> anyhow
     let (secret, record) = new_key("bootstrap admin".into(), None, Permission::ALL.to_vec());
     let path = data_dir.join("admin.key");
     write_secret_file(&path, &secret)?;
-    let audit = key_event("api_key.created", &record, system_actor(), record.created_at);
+    let audit = key_event("api_key.created", &record, system_actor(), record.created_at, Context::default());
     store.create_api_key(record, Some(audit)).await?;
     Ok(Some(secret))
 }

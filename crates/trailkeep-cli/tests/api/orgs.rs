@@ -218,6 +218,10 @@ async fn only_platform_keys_and_the_organisations_admins_manage_it() {
     // Nothing above changed globex.
     assert_eq!(ok(&app.admin, Method::GET, "/v1/orgs/globex/members", None).await["data"], json!([]));
     assert_eq!(ok(&app.admin, Method::GET, "/v1/orgs/globex", None).await["name"], "globex");
+    // Key changes are recorded with where they came from, like every other change.
+    let created = events(&app, "acme", "api_key.created").await;
+    assert_eq!(created.len(), 2);
+    assert!(created.iter().all(|e| e["context"]["ip"] == "127.0.0.1"), "{created:?}");
     app.stop().await;
 }
 
