@@ -16,7 +16,99 @@ pub struct LeafError(String);
 /// The RFC 8785 bytes of `event`.
 pub fn leaf_bytes(event: &Event) -> Result<Vec<u8>, LeafError> {
     let value = serde_json::to_value(event).map_err(|e| LeafError(e.to_string()))?;
-    serde_json_canonicalizer::to_vec(&value).map_err(|e| LeafError(e.to_string()))
+    Ok(canonical(&value))
+}
+
+/// The RFC 8785 (JSON Canonicalization Scheme) serialisation of `value`: object members sorted by the
+/// UTF-16 code units of their names, no whitespace, strings escaped as ECMAScript's `JSON.stringify`
+/// escapes them, and numbers in ECMAScript's shortest form. It is the sealer's hot path, so it writes
+/// straight into one buffer; the tests hold it byte for byte to the `serde_json_canonicalizer` crate.
+pub fn canonical(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+            // ASCII names (nearly all) compare the same as bytes and as UTF-16 code units.
+            sorted.sort_by(|a, b| {
+                if a.0.is_ascii() && b.0.is_ascii() { a.0.cmp(b.0) } else { a.0.encode_utf16().cmp(b.0.encode_utf16()) }
+            });
+            out.push(b'{');
+            for (i, (name, item)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(name, out);
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Numbers as ECMAScript prints the IEEE 754 double they denote.
+fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
+    const EXACT: u64 = 1 << 53;
+    if let Some(u) = n.as_u64().filter(|u| *u <= EXACT) {
+        out.extend_from_slice(u.to_string().as_bytes());
+    } else if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= EXACT) {
+        out.extend_from_slice(i.to_string().as_bytes());
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        let mut buffer = ryu_js::Buffer::new();
+        out.extend_from_slice(buffer.format(f).as_bytes());
+    }
+}
+
+/// A string as ECMAScript's `JSON.stringify` writes it.
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// The RFC 9162 leaf hash of `event`: SHA-256 of `0x00` followed by its canonical bytes.
@@ -28,13 +120,47 @@ pub fn event_leaf_hash(event: &Event) -> Result<Hash, LeafError> {
 /// [`event_leaf_hash`] of that event, without building the typed event first.
 pub fn json_leaf_hash(json: &str) -> Result<Hash, LeafError> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| LeafError(e.to_string()))?;
-    let bytes = serde_json_canonicalizer::to_vec(&value).map_err(|e| LeafError(e.to_string()))?;
-    Ok(leaf_hash(&bytes))
+    Ok(leaf_hash(&canonical(&value)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value: strings over the whole of Unicode (controls and U+2028 included), integers of
+    /// every size, doubles of every magnitude, nested arrays and objects.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let number = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            (-30i32..30, any::<f64>()).prop_map(|(e, f)| Value::from((f % 10.0) * 10f64.powi(e))),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            number,
+            any::<String>().prop_map(Value::String),
+            "[\\x00-\\x20\"\\\\a\u{7f}\u{2028}é😀]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_canonical_form_is_byte_for_byte_the_reference_implementations(value in any_json()) {
+            let reference = serde_json_canonicalizer::to_vec(&value).unwrap();
+            prop_assert_eq!(canonical(&value), reference);
+        }
+    }
 
     fn event(json: &str) -> Event {
         serde_json::from_str(json).unwrap()

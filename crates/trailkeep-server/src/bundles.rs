@@ -44,7 +44,7 @@ fn receipt(r: &trailkeep_store::Receipt) -> Receipt {
 fn canonical(payload: &str) -> Vec<u8> {
     serde_json::from_str::<serde_json::Value>(payload)
         .ok()
-        .and_then(|v| serde_json_canonicalizer::to_vec(&v).ok())
+        .map(|v| trailkeep_core::leaf::canonical(&v))
         .unwrap_or_else(|| payload.as_bytes().to_vec())
 }
 
