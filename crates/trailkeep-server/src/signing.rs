@@ -100,6 +100,9 @@ struct RotationRecord {
     /// The replaced key's overlap end as the rotation set it.
     overlap_until: i64,
     by: Actor,
+    /// Where the rotation was asked from: the caller's address and user agent.
+    #[serde(default)]
+    context: Context,
     /// Whether the store acknowledged the event.
     recorded: bool,
 }
@@ -204,7 +207,7 @@ impl SigningKeys {
     /// Replaces the active key with a new one of the same name; the replaced key keeps signing next to
     /// it for `overlap`, and every earlier key still in its overlap stops no later than that. The new key
     /// is on disk before it signs anything. Blocking.
-    pub fn rotate(&self, overlap: Duration, by: Actor) -> anyhow::Result<Rotation> {
+    pub fn rotate(&self, overlap: Duration, by: Actor, context: Context) -> anyhow::Result<Rotation> {
         let mut state = self.state();
         let now = now_ms();
         let until = now.saturating_add(i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX));
@@ -243,6 +246,7 @@ impl SigningKeys {
                 previous: old_key.clone(),
                 overlap_until: until,
                 by,
+                context,
                 recorded: false,
             }),
         };
@@ -473,7 +477,7 @@ fn rotation_event(record: &KeyRecord) -> anyhow::Result<NewEvent> {
         occurred_at: record.created_at,
         actor: Some(rotation.by.clone()),
         targets: vec![target(&new, &new_id), target(&old, &old_id)],
-        context: Context::default(),
+        context: rotation.context.clone(),
         description: Some(format!(
             "{who} rotated the checkpoint signing key from {old_id} to {new_id}; both sign until {until}"
         )),
@@ -632,6 +636,7 @@ pub async fn list_checkpoint_keys(State(state): State<Arc<AppState>>) -> Json<Ch
 pub async fn rotate_checkpoint_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: crate::audit::Origin,
     body: Bytes,
 ) -> Result<Json<RotatedCheckpointKey>, ApiError> {
     principal.require(Permission::Admin)?;
@@ -641,7 +646,7 @@ pub async fn rotate_checkpoint_key(
     let overlap = rotation_overlap(&body)?;
     let keys = state.signing.clone();
     let actor = principal.actor();
-    let rotation = tokio::task::spawn_blocking(move || keys.rotate(overlap, actor))
+    let rotation = tokio::task::spawn_blocking(move || keys.rotate(overlap, actor, origin.context))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
@@ -686,7 +691,7 @@ mod tests {
         let old = keys.active_verifier_key();
         let by =
             Actor { actor_type: trailkeep_core::ActorType::System, id: Some("test".into()), name: None, email: None };
-        let rotation = keys.rotate(Duration::from_secs(3600), by).unwrap();
+        let rotation = keys.rotate(Duration::from_secs(3600), by, Context::default()).unwrap();
         assert_eq!(rotation.info.previous_verifier_key, old);
         assert_eq!(keys.active_verifier_key(), rotation.info.verifier_key);
         assert_eq!(keys.signers().signers_at(now_ms()).len(), 2);
@@ -711,7 +716,7 @@ mod tests {
         let keys = SigningKeys::open(dir.path(), "example.test").unwrap();
         let first = keys.active_verifier_key();
         let by = Actor { actor_type: trailkeep_core::ActorType::System, id: None, name: None, email: None };
-        keys.rotate(Duration::ZERO, by).unwrap();
+        keys.rotate(Duration::ZERO, by, Context::default()).unwrap();
         assert_eq!(keys.signers().signers_at(now_ms()).len(), 1, "no overlap: only the new key signs");
         drop(keys);
         let history = std::fs::read_to_string(dir.path().join(HISTORY_FILE)).unwrap();
@@ -731,7 +736,7 @@ mod tests {
         let old = keys.active_verifier_key();
         let old_file = std::fs::read(dir.path().join(ACTIVE_FILE)).unwrap();
         let by = Actor { actor_type: trailkeep_core::ActorType::System, id: None, name: None, email: None };
-        keys.rotate(Duration::from_secs(60), by).unwrap();
+        keys.rotate(Duration::from_secs(60), by, Context::default()).unwrap();
         drop(keys);
         // As if the process died after writing the history and before replacing `signing.key`.
         std::fs::write(dir.path().join(ACTIVE_FILE), old_file).unwrap();

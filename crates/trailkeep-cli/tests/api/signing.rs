@@ -131,6 +131,7 @@ async fn after_a_rotation_checkpoints_verify_under_both_keys_and_the_rotation_is
     let admin_id = app.admin.list_keys(None).await.unwrap().last().unwrap().id.clone();
     assert_eq!(recorded.actor.as_ref().and_then(|a| a.id.as_deref()), Some(admin_id.as_str()));
     assert_eq!(recorded.targets[0].id, hex(new.key_id()));
+    assert_eq!(recorded.context.ip, Some("127.0.0.1".parse().unwrap()), "the rotation says where it came from");
     app.stop().await;
 }
 
