@@ -183,20 +183,8 @@ async fn record_export(
     if let Some(filter) = &manifest.filter {
         metadata.insert("filter".into(), filter.clone().into());
     }
-    let event = crate::audit::event(
-        crate::audit::Record {
-            org: org.clone(),
-            project: None,
-            action: "audit_log.exported",
-            category: "audit_log",
-            target: trailkeep_core::Target { target_type: "audit_log".into(), id: org.to_string(), name: None },
-            description: format!("A verifiable export of {} events was downloaded", manifest.tree_size),
-            changes: Vec::new(),
-            metadata,
-        },
-        principal.actor(),
-        origin,
-    );
+    let description = format!("A verifiable export of {} events was downloaded", manifest.tree_size);
+    let event = crate::audit::export_event(&org, description, metadata, principal.actor(), origin);
     state.store.append(trailkeep_store::AppendRequest { events: vec![event], idempotency: None }).await?;
     Ok(())
 }

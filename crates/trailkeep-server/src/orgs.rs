@@ -65,11 +65,11 @@ fn member_info(m: &MemberRecord) -> MemberInfo {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
 }
 
-fn body<T: DeserializeOwned>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T: DeserializeOwned>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(b)| b).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))
 }
 
@@ -106,7 +106,7 @@ fn email(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(value)
 }
 
-fn admin_error(e: AdminError, what: &str) -> ApiError {
+pub(crate) fn admin_error(e: AdminError, what: &str) -> ApiError {
     match e {
         AdminError::Exists => ApiError::new(StatusCode::CONFLICT, "already_exists", format!("{what} already exists")),
         AdminError::NotFound => ApiError::not_found(format!("no such {what}")),
@@ -116,7 +116,7 @@ fn admin_error(e: AdminError, what: &str) -> ApiError {
 
 /// The live organisation, which the caller must administer; a missing one and another tenant's answer
 /// alike for organisation keys.
-async fn administered(state: &AppState, principal: &Principal, org: &str) -> Result<OrgRecord, ApiError> {
+pub(crate) async fn administered(state: &AppState, principal: &Principal, org: &str) -> Result<OrgRecord, ApiError> {
     let id = org_param(org)?;
     principal.administers(&id)?;
     state
@@ -128,7 +128,7 @@ async fn administered(state: &AppState, principal: &Principal, org: &str) -> Res
 }
 
 /// Only platform keys create, delete and change the plan of organisations.
-fn platform_only(principal: &Principal, what: &str) -> Result<(), ApiError> {
+pub(crate) fn platform_only(principal: &Principal, what: &str) -> Result<(), ApiError> {
     if principal.is_platform_admin() {
         Ok(())
     } else {

@@ -20,40 +20,18 @@ use serde_json::{Value, json};
 use trailkeep_core::plans::{Plan, Retention};
 use trailkeep_core::time::{format_millis, parse_time_or_date_millis};
 use trailkeep_core::{OrgId, Target};
-use trailkeep_store::orgs::{AdminChange, AdminError, OrgRecord};
+use trailkeep_store::orgs::{AdminChange, OrgRecord};
 use trailkeep_store::retention::{LegalHold, SweepRequest};
 use uuid::Uuid;
 
 use crate::audit::{self, Origin, Record, change};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::orgs::{admin_error, administered, invalid, platform_only};
 use crate::{AppState, now_ms};
 
 /// Events one sweep pass deletes at most: one short write, so ingest waits no longer than usual.
 const SWEEP_BATCH: usize = 2000;
-
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
-}
-
-fn platform_only(principal: &Principal, what: &str) -> Result<(), ApiError> {
-    if principal.is_platform_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!("only a platform admin key may {what}")))
-    }
-}
-
-async fn live_org(state: &AppState, principal: &Principal, org: &str) -> Result<OrgRecord, ApiError> {
-    let id = OrgId::parse(org).map_err(|e| ApiError::bad_param("org", format!("organization id {e}")))?;
-    principal.administers(&id)?;
-    state
-        .store
-        .get_org(&id)
-        .await?
-        .filter(|o| o.deleted_at.is_none())
-        .ok_or_else(|| ApiError::not_found("no such organisation"))
-}
 
 /// The deployment's plan of that name; an unknown name (a plan removed from the configuration) keeps
 /// events as long as the longest plan does, so nothing is deleted by mistake.
@@ -93,7 +71,7 @@ pub async fn get_retention(
     principal: Principal,
     Path(org): Path<String>,
 ) -> Result<Json<RetentionInfo>, ApiError> {
-    let org = live_org(&state, &principal, &org).await?;
+    let org = administered(&state, &principal, &org).await?;
     Ok(Json(info(&org, &plans(&state))))
 }
 
@@ -107,8 +85,8 @@ pub async fn put_retention(
     body: Result<Json<Retention>, JsonRejection>,
 ) -> Result<Json<RetentionInfo>, ApiError> {
     platform_only(&principal, "change retention")?;
-    let org = live_org(&state, &principal, &org).await?;
-    let Json(retention) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
+    let org = administered(&state, &principal, &org).await?;
+    let retention = crate::orgs::body(body)?;
     retention.validate().map_err(|(field, message)| invalid(&field, message))?;
     let retention = (retention != Retention::default()).then_some(retention);
     let Some(changed) = change("retention", json!(org.retention), json!(retention)) else {
@@ -129,16 +107,8 @@ pub async fn put_retention(
         &origin,
     );
     let change = AdminChange::SetRetention { org: org.id.clone(), retention: retention.clone(), at: now_ms() };
-    state.store.apply_admin(change, event).await.map_err(admin_error)?;
+    state.store.apply_admin(change, event).await.map_err(|e| admin_error(e, "organisation or legal hold in force"))?;
     Ok(Json(info(&OrgRecord { retention, ..org }, &plans(&state))))
-}
-
-fn admin_error(e: AdminError) -> ApiError {
-    match e {
-        AdminError::Exists => ApiError::new(StatusCode::CONFLICT, "already_exists", "it already exists"),
-        AdminError::NotFound => ApiError::not_found("no such organisation or legal hold in force"),
-        AdminError::Failed(detail) => ApiError::internal(detail),
-    }
 }
 
 // ---- legal holds ----
@@ -202,7 +172,7 @@ pub async fn list_holds(
     principal: Principal,
     Path(org): Path<String>,
 ) -> Result<Json<trailkeep_wire::List<HoldInfo>>, ApiError> {
-    let org = live_org(&state, &principal, &org).await?;
+    let org = administered(&state, &principal, &org).await?;
     let holds = state.store.list_holds(&org.id).await?;
     Ok(Json(trailkeep_wire::List { data: holds.iter().map(hold_info).collect() }))
 }
@@ -217,8 +187,8 @@ pub async fn place_hold(
     body: Result<Json<HoldRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<HoldInfo>), ApiError> {
     platform_only(&principal, "place legal holds")?;
-    let org = live_org(&state, &principal, &org).await?;
-    let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
+    let org = administered(&state, &principal, &org).await?;
+    let request = crate::orgs::body(body)?;
     let reason = request.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
         return Err(invalid("reason", "reason must be 1-500 characters without control characters"));
@@ -268,7 +238,11 @@ pub async fn place_hold(
         actor_who,
         &origin,
     );
-    state.store.apply_admin(AdminChange::PlaceHold(hold.clone()), event).await.map_err(admin_error)?;
+    state
+        .store
+        .apply_admin(AdminChange::PlaceHold(hold.clone()), event)
+        .await
+        .map_err(|e| admin_error(e, "organisation or legal hold in force"))?;
     Ok((StatusCode::CREATED, Json(hold_info(&hold))))
 }
 
@@ -280,7 +254,7 @@ pub async fn lift_hold(
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<HoldInfo>, ApiError> {
     platform_only(&principal, "lift legal holds")?;
-    let org = live_org(&state, &principal, &org).await?;
+    let org = administered(&state, &principal, &org).await?;
     let mut hold = state
         .store
         .list_holds(&org.id)
@@ -304,7 +278,7 @@ pub async fn lift_hold(
         &origin,
     );
     let change = AdminChange::LiftHold { org: org.id.clone(), id: hold.id.clone(), at };
-    state.store.apply_admin(change, event).await.map_err(admin_error)?;
+    state.store.apply_admin(change, event).await.map_err(|e| admin_error(e, "organisation or legal hold in force"))?;
     hold.lifted_at = Some(at);
     Ok(Json(hold_info(&hold)))
 }
@@ -371,7 +345,7 @@ pub async fn post_sweep(
     Path(org): Path<String>,
 ) -> Result<Json<SweepSummary>, ApiError> {
     platform_only(&principal, "run retention")?;
-    let org = live_org(&state, &principal, &org).await?;
+    let org = administered(&state, &principal, &org).await?;
     Ok(Json(sweep_org(&state, &org).await?))
 }
 

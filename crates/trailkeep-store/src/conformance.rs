@@ -551,7 +551,11 @@ pub async fn ai_totals_add_up_the_ai_requests_a_filter_selects_in_the_scope(stor
     first.ai = Some(ai("m1", total(10), Some(0.5)));
     let mut second = new_event("a", "ai.request", 2);
     // No total given: input plus output count.
-    second.ai = Some(ai("m2", Some(AiUsage { input_tokens: Some(15), output_tokens: Some(5), total_tokens: None }), Some(0.25)));
+    second.ai = Some(ai(
+        "m2",
+        Some(AiUsage { input_tokens: Some(15), output_tokens: Some(5), total_tokens: None }),
+        Some(0.25),
+    ));
     second.project_id = Some(ProjectId::parse("p").unwrap());
     let mut bare = new_event("a", "ai.request", 3);
     bare.ai = Some(ai("m1", None, None));

@@ -326,11 +326,8 @@ async fn tampered_data_files_are_caught_and_the_event_named() {
         }
         // Every export is recorded in the log it exports; after a cut tail, new events are numbered after
         // the sealed ones, never in the gap.
-        let exported = app
-            .admin
-            .list_events(&[("organization_id", ORG), ("action", "audit_log.exported")])
-            .await
-            .unwrap();
+        let exported =
+            app.admin.list_events(&[("organization_id", ORG), ("action", "audit_log.exported")]).await.unwrap();
         assert_eq!(exported.data.len(), 1, "{}", case.name);
         assert_eq!(exported.data[0].seq, 13, "{}", case.name);
         if case.name == "forged row" {

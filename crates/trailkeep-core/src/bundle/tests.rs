@@ -1,3 +1,5 @@
+//! The bundle format and its verifier against hand-made logs: every tampering is named, and the fast line reader agrees with `serde_json`.
+
 use super::*;
 use crate::checkpoint::{Ed25519Signer, sign_note};
 use crate::merkle::MemoryTree;
