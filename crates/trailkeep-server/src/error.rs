@@ -103,6 +103,14 @@ impl From<AppendError> for ApiError {
                 )
             },
             AppendError::Failed(detail) => ApiError::internal(detail),
+            AppendError::Unavailable(why) => ApiError {
+                retry_after: Some(std::time::Duration::from_secs(5)),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    format!("nothing was stored: {why}; retry the same request later"),
+                )
+            },
         }
     }
 }

@@ -87,12 +87,24 @@ impl SqliteConfig {
 pub enum OpenError {
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}: {source}{}", hint(source))]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error(transparent)]
     Migrate(#[from] schema::MigrateError),
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
+}
+
+/// What to do about an error opening a database file, when there is something to do.
+fn hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            " (the data directory or its files are read-only: the service must be able to write there)"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => " (the disk is full: free space on the data directory's disk)",
+        Some(rusqlite::ErrorCode::CannotOpen) => " (check that the data directory exists and may be written)",
+        _ => "",
+    }
 }
 
 /// Opens the write connection with the durability settings every commit relies on.

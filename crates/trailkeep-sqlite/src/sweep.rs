@@ -11,11 +11,9 @@ use trailkeep_core::NewEvent;
 use trailkeep_store::retention::{SweepOutcome, SweepRequest, deleted_event, ranges};
 use trailkeep_store::{Ack, AppendError};
 
-const DAY_MS: i64 = 86_400_000;
+use crate::writer::failed;
 
-fn failed(e: rusqlite::Error) -> AppendError {
-    AppendError::Failed(e.to_string())
-}
+const DAY_MS: i64 = 86_400_000;
 
 /// An event a pass looks at.
 struct Candidate {

@@ -58,8 +58,20 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn fail(e: rusqlite::Error) -> String {
-    e.to_string()
+/// A write's failure as the caller sees it: a full disk, a read-only or unwritable data directory is
+/// something the operator can fix and the client can retry; anything else is a store failure.
+pub(crate) fn failed(e: rusqlite::Error) -> AppendError {
+    use rusqlite::ErrorCode;
+    let why = match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the disk holding the data directory is full; free space there",
+        Some(ErrorCode::ReadOnly) => "the data directory is read-only; make it writable",
+        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => {
+            "the data directory cannot be written (an I/O error); check its disk and permissions"
+        }
+        _ => return AppendError::Failed(e.to_string()),
+    };
+    tracing::warn!(error = %e, "a write failed: {why}");
+    AppendError::Unavailable(why.to_owned())
 }
 
 impl Writer {
@@ -130,9 +142,8 @@ impl Writer {
         let applied = match attempt {
             Ok(applied) => applied,
             Err(e) => {
-                let message = fail(e);
-                tracing::error!(error = %message, "group commit failed");
-                return fail_all(ops, &message);
+                tracing::error!(error = %e, "group commit failed");
+                return fail_all(ops, failed(e));
             }
         };
         self.last_seq.extend(applied.pending);
@@ -191,7 +202,7 @@ impl Writer {
                             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                             params![id, at],
                         )
-                        .map_err(|e| AppendError::Failed(fail(e)))?;
+                        .map_err(|e| failed(e))?;
                     if let (1, Some(event)) = (changed, audit) {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
                         append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
@@ -218,7 +229,7 @@ impl Writer {
                     })
                 })),
                 WriteOp::Session(write, _) => OpResult::Session(guarded(&tx, savepoints, |c| {
-                    let changed = crate::sessions::apply(c, &write.change).map_err(|e| AppendError::Failed(fail(e)))?;
+                    let changed = crate::sessions::apply(c, &write.change).map_err(|e| failed(e))?;
                     if let (true, Some(event)) = (changed, &write.audit) {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
                         append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
@@ -270,7 +281,7 @@ impl OpResult {
     fn failed(&self) -> bool {
         matches!(
             self,
-            OpResult::Append(Err(AppendError::Failed(_)))
+            OpResult::Append(Err(AppendError::Failed(_) | AppendError::Unavailable(_)))
                 | OpResult::Key(Err(_))
                 | OpResult::Revoke(Err(_))
                 | OpResult::Admin(Err(AdminError::Failed(_)))
@@ -295,10 +306,11 @@ fn to_store(e: AppendError) -> StoreError {
     StoreError(e.to_string())
 }
 
-fn fail_all(ops: Vec<WriteOp>, message: &str) {
+fn fail_all(ops: Vec<WriteOp>, error: AppendError) {
+    let message = error.to_string();
     for op in ops {
         match op {
-            WriteOp::Append(_, _, tx) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
+            WriteOp::Append(_, _, tx) => drop(tx.send(Err(error.clone()))),
             WriteOp::CreateKey(_, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::RevokeKey(_, _, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::Admin(_, tx) => drop(tx.send(Err(AdminError::Failed(message.to_owned())))),
@@ -318,10 +330,10 @@ fn guarded<T>(
     if !savepoint {
         return f(tx);
     }
-    tx.execute_batch("SAVEPOINT op").map_err(|e| AppendError::Failed(fail(e)))?;
+    tx.execute_batch("SAVEPOINT op").map_err(|e| failed(e))?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE op").map_err(|e| AppendError::Failed(fail(e)))?;
+            tx.execute_batch("RELEASE op").map_err(|e| failed(e))?;
             Ok(v)
         }
         Err(e) => {
@@ -341,7 +353,7 @@ fn append_one(
     committed: &HashMap<String, u64>,
     pending: &mut HashMap<String, u64>,
 ) -> Result<AppendOutcome, AppendError> {
-    let failed = |e: rusqlite::Error| AppendError::Failed(fail(e));
+    let failed = |e: rusqlite::Error| failed(e);
     if let Some(claim) = &req.idempotency {
         let found: Option<(Vec<u8>, String)> = conn
             .prepare_cached(
@@ -441,7 +453,7 @@ fn place(
     };
     insert
         .execute(rusqlite::params_from_iter(event_params(event, seq, received_at, payload)))
-        .map_err(|e| AppendError::Failed(fail(e)))?;
+        .map_err(|e| failed(e))?;
     Ok(Ack { id: event.id, seq, received_at })
 }
 
@@ -491,6 +503,6 @@ fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), AppendError> 
             key.revoked_at
         ],
     )
-    .map_err(|e| AppendError::Failed(fail(e)))?;
+    .map_err(|e| failed(e))?;
     Ok(())
 }

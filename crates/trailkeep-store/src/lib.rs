@@ -64,6 +64,11 @@ pub enum AppendError {
     Overloaded { retry_after: Duration },
     #[error("store failure: {0}")]
     Failed(String),
+    /// The store cannot write for now — its disk is full, its data directory read-only, its database
+    /// unreachable — and stored nothing of the request; the same request may succeed later. The message
+    /// says what to fix.
+    #[error("the store cannot write: {0}")]
+    Unavailable(String),
 }
 
 /// A store failure other than bad input: the disk, the database, a closed store.

@@ -4,6 +4,7 @@ mod bundles;
 mod cli;
 mod crash;
 mod dashboard;
+mod disk;
 mod exports;
 mod faults;
 mod helpers;
