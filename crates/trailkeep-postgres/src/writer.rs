@@ -90,8 +90,10 @@ enum OpResult {
 enum GroupError {
     /// The server refused or aborted the transaction: nothing of it was stored.
     Db(tokio_postgres::Error),
-    /// The connection failed: the transaction may or may not have committed.
+    /// The connection failed before the commit: nothing of the group was stored.
     Connection(String),
+    /// The connection failed while committing: the group may or may not be stored.
+    CommitUnknown(String),
 }
 
 impl From<tokio_postgres::Error> for GroupError {
@@ -108,7 +110,11 @@ impl GroupError {
     fn message(&self) -> String {
         match self {
             GroupError::Db(e) => e.as_db_error().map_or_else(|| e.to_string(), |d| d.to_string()),
-            GroupError::Connection(m) => m.clone(),
+            GroupError::Connection(m) => format!("the database cannot be reached ({m}); the service reconnects"),
+            GroupError::CommitUnknown(m) => format!(
+                "the connection to the database broke while committing ({m}), so the request may or may not be \
+                 stored: send it again with the same Idempotency-Key"
+            ),
         }
     }
 
@@ -217,6 +223,8 @@ impl Writer {
                 other => break other,
             }
         };
+        // A group that failed for want of a connection stored nothing: its requests may simply be retried.
+        let unreachable = matches!(outcome, Err(GroupError::Connection(_)));
         let results: Vec<Result<OpResult, String>> = match outcome {
             Ok(results) => results.into_iter().map(Ok).collect(),
             Err(GroupError::Db(e)) if ops.len() > 1 => {
@@ -255,6 +263,7 @@ impl Writer {
         for (op, result) in ops.into_iter().zip(results) {
             match (op, result) {
                 (WriteOp::Append(_, tx), Ok(OpResult::Append(r))) => drop(tx.send(r)),
+                (WriteOp::Append(_, tx), Err(m)) if unreachable => drop(tx.send(Err(AppendError::Unavailable(m)))),
                 (WriteOp::Append(_, tx), Err(m)) => drop(tx.send(Err(AppendError::Failed(m)))),
                 (WriteOp::CreateKey(_, _, tx), r) => drop(tx.send(r.map(|_| ()).map_err(StoreError))),
                 (WriteOp::RevokeKey(_, _, _, tx), Ok(OpResult::Revoke(done))) => drop(tx.send(Ok(done))),
@@ -311,7 +320,10 @@ impl Writer {
         }
         let written: Vec<String> = group.seqs.iter().filter(|(_, s)| s.last > 0).map(|(o, _)| o.clone()).collect();
         drop(group);
-        tx.commit().await?;
+        tx.commit().await.map_err(|e| match GroupError::from(e) {
+            GroupError::Connection(m) => GroupError::CommitUnknown(m),
+            other => other,
+        })?;
         if purge {
             self.commits_since_purge = 0;
         }
