@@ -18,12 +18,17 @@
 //! have events to seal or index — go through `SECURITY DEFINER` functions owned by the owner, each with
 //! one narrow purpose. So does full-text search: the `@@` operator is not leakproof, so behind a policy
 //! PostgreSQL would not use the GIN index; `tk_search` checks the caller's setting itself and then does.
+//! And so does retention's deletion, since the role may not delete events: `tk_prune` deletes only sealed
+//! events of the caller's organisation that no legal hold keeps, once the `retention.deleted` event
+//! recording them is in the log, and marks them pruned.
 //!
 //! **Partitions.** `events` and `event_search` are partitioned by month of `received_at`: the server's
 //! clock, so the partition an insert needs is always the current month's, created ahead of need by
-//! `tk_ensure_partitions` (at migration, at start and daily); and retention, which expires events by when
-//! they were stored, can drop whole partitions. `occurred_at` is the client's clock and may lie anywhere
-//! in the validation window, so partitions by it could not all be created ahead. Primary keys of a
+//! `tk_ensure_partitions` (at migration, at start and daily), and a past month never receives another
+//! row. `occurred_at` is the client's clock and may lie anywhere in the validation window, so partitions
+//! by it could not all be created ahead. Retention deletes rows rather than dropping partitions: a month
+//! holds every organisation's events, due at different times under different rules and holds (see
+//! docs/postgres.md). Primary keys of a
 //! partitioned table must hold the partition key, so `(org_id, seq)` and `(org_id, id)` are unique by
 //! construction — seqs are assigned under the organisation's counter lock, client ids checked under it —
 //! rather than by a unique index; the receipts, which are not partitioned, do enforce `(org_id, seq)`.
@@ -416,7 +421,7 @@ const SERVICE_FUNCTIONS: &[&str] = &[
 ];
 
 /// What the store's role may do to each table. Events and the ledger are insert-only for it: the service
-/// can add to history but never rewrite it.
+/// can add to history but never rewrite it; retention deletes events only through `tk_prune`.
 const SERVICE_TABLES: &[(&str, &str)] = &[
     ("schema_migrations", "SELECT"),
     ("events", "SELECT, INSERT"),
