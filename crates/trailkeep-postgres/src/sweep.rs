@@ -10,8 +10,8 @@
 //!
 //! **Concurrency.** The group has locked the organisation's seq counter before the pass reads the holds,
 //! and placing or lifting a hold locks it too, so a hold committed on another node is either seen by the
-//! pass or placed after it. The pass also locks the full-text indexer's head of the organisation (as the
-//! indexer does for each step), so the indexer cannot be indexing an event while the pass deletes it and
+//! pass or placed after it. The group also locks the full-text indexer's head of the organisation (as
+//! the indexer does for each step), so the indexer cannot be indexing an event while the pass deletes it and
 //! its full-text row: a row it inserted afterwards would make a deleted event searchable again.
 
 use tokio_postgres::GenericClient;
@@ -44,15 +44,23 @@ pub enum SweepError {
     Damaged(#[from] crate::admin::Damaged),
 }
 
-/// Reads the holds and the candidates of one pass and picks what is due.
-pub async fn plan(tx: &impl GenericClient, req: &SweepRequest) -> Result<Pass, SweepError> {
-    let org = req.org.as_str();
+/// Locks the full-text indexer's heads of `orgs` (sorted, as the indexer takes them, so that neither
+/// waits for the other in a cycle), creating missing ones; the writer calls it, after the seq counters,
+/// for every organisation its group sweeps.
+pub async fn lock_index_heads(tx: &impl GenericClient, orgs: &[String]) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-        "INSERT INTO follower_heads (follower, org_id, done) VALUES ('index', $1, 0) \
-         ON CONFLICT (follower, org_id) DO UPDATE SET done = follower_heads.done",
-        &[&org],
+        "INSERT INTO follower_heads (follower, org_id, done) SELECT 'index', o, 0 FROM unnest($1::text[]) o \
+         ORDER BY o ON CONFLICT (follower, org_id) DO UPDATE SET done = follower_heads.done",
+        &[&orgs],
     )
     .await?;
+    Ok(())
+}
+
+/// Reads the holds and the candidates of one pass and picks what is due. The caller holds the
+/// organisation's seq counter and its full-text indexer's head ([`lock_index_heads`]).
+pub async fn plan(tx: &impl GenericClient, req: &SweepRequest) -> Result<Pass, SweepError> {
+    let org = req.org.as_str();
     let holds: Vec<LegalHold> = crate::admin::list_holds(tx, org)
         .await?
         .iter()

@@ -307,6 +307,10 @@ impl Writer {
         }
         let counted: Vec<String> = plan.counters.iter().cloned().collect();
         group.lock(&counted).await?;
+        if !plan.sweeps.is_empty() {
+            let sweeps: Vec<String> = plan.sweeps.iter().cloned().collect();
+            crate::sweep::lock_index_heads(&tx, &sweeps).await?;
+        }
         let mut results = Vec::with_capacity(ops.len());
         for (op, lookup) in ops.iter().zip(&lookups) {
             results.push(group.apply(op, lookup.as_deref()).await?);
@@ -338,6 +342,8 @@ struct Plan {
     counters: BTreeSet<String>,
     /// The idempotency keys' lock ids, sorted and unique.
     claims: Vec<i32>,
+    /// The organisations retention passes run over.
+    sweeps: BTreeSet<String>,
 }
 
 impl Plan {
@@ -347,6 +353,7 @@ impl Plan {
         let mut claims = Vec::new();
         // Organisations whose counters retention work locks whatever its events.
         let mut retention = BTreeSet::new();
+        let mut sweeps = BTreeSet::new();
         let mut event = |e: &NewEvent| {
             counters.insert(e.organization_id.to_string());
         };
@@ -374,6 +381,7 @@ impl Plan {
                 }
                 WriteOp::Sweep(req, _) => {
                     retention.insert(req.org.to_string());
+                    sweeps.insert(req.org.to_string());
                 }
                 WriteOp::Session(write, _) => {
                     match &write.change {
@@ -400,7 +408,7 @@ impl Plan {
         orgs.extend(counters.iter().cloned());
         claims.sort_unstable();
         claims.dedup();
-        Plan { orgs, counters, claims }
+        Plan { orgs, counters, claims, sweeps }
     }
 }
 
