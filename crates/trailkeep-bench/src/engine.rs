@@ -103,7 +103,7 @@ fn run_once(events: &[NewEvent], parent: &Path, fts: bool) -> anyhow::Result<Eng
                 *seq += 1;
                 let stored = event.clone().into_event(*seq, received_at);
                 let payload = serde_json::to_string(&stored)?;
-                insert.execute(params_from_iter(event_params(&stored, payload)))?;
+                insert.execute(params_from_iter(event_params(event, *seq, received_at, payload)))?;
                 if let Some(index) = index.as_mut() {
                     index.execute(params![tx.last_insert_rowid(), stored.searchable_text()])?;
                 }

@@ -83,6 +83,10 @@ struct Args {
     /// How long phase (b) runs again with `wrk` as the load generator, in seconds.
     #[arg(long, default_value_t = 10)]
     wrk_seconds: u64,
+    /// Pairs of phase (a) runs, sealing on and off, interleaved (on-off, off-on, …) so that drift in the
+    /// machine's speed falls on both sides; the cost of sealing is the median of the pairs' ratios.
+    #[arg(long, default_value_t = 1)]
+    seal_pairs: usize,
     /// Concurrent batch senders in phase (a).
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -132,6 +136,7 @@ impl Args {
         flag("single-events", self.single_events.to_string(), defaults.single_events.to_string());
         flag("clients", self.clients.to_string(), defaults.clients.to_string());
         flag("senders", self.senders.to_string(), defaults.senders.to_string());
+        flag("seal-pairs", self.seal_pairs.to_string(), defaults.seal_pairs.to_string());
         flag("query-runs", self.query_runs.to_string(), defaults.query_runs.to_string());
         flag("seal-requests", self.seal_requests.to_string(), defaults.seal_requests.to_string());
         flag("seal-rate", self.seal_rate.to_string(), defaults.seal_rate.to_string());
@@ -158,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         mean_event_bytes: None,
         batch: None,
         batch_unsealed: None,
+        seal_pairs: Vec::new(),
         single: None,
         wrk: None,
         engine: None,
@@ -175,14 +181,32 @@ async fn main() -> anyhow::Result<()> {
             let last: serde_json::Value = serde_json::from_str(events.last().context("no events")?)?;
             let marker_org = last["organization_id"].as_str().context("the last event has no organisation")?;
             let marker = marker_word(args.seed);
-            for sealing in [Sealing::On, Sealing::Off] {
-                let figures = batch_ingest::run(&events, &marker, marker_org, args.senders, sealing, &scratch).await?;
-                let (slot, label) = match sealing {
-                    Sealing::On => (&mut report.batch, "on"),
-                    Sealing::Off => (&mut report.batch_unsealed, "off"),
-                };
-                eprintln!("(a) done, sealing {label}: {:.1} s", figures.elapsed.as_secs_f64());
-                *slot = Some(figures);
+            let pairs = args.seal_pairs.max(1);
+            for pair in 0..pairs {
+                let order = if pair % 2 == 0 { [Sealing::On, Sealing::Off] } else { [Sealing::Off, Sealing::On] };
+                let (mut on, mut off) = (None, None);
+                for sealing in order {
+                    let figures =
+                        batch_ingest::run(&events, &marker, marker_org, args.senders, sealing, &scratch).await?;
+                    let (slot, label) = match sealing {
+                        Sealing::On => (&mut on, "on"),
+                        Sealing::Off => (&mut off, "off"),
+                    };
+                    eprintln!(
+                        "(a) pair {}/{pairs} done, sealing {label}: {:.1} s",
+                        pair + 1,
+                        figures.elapsed.as_secs_f64()
+                    );
+                    *slot = Some(figures);
+                }
+                let (on, off) = (on.context("no sealing-on run")?, off.context("no sealing-off run")?);
+                if pair == 0 {
+                    report.batch = Some(on.clone());
+                    report.batch_unsealed = Some(off.clone());
+                }
+                if pairs > 1 {
+                    report.seal_pairs.push((on, off));
+                }
             }
         }
         if run(Phase::B) {

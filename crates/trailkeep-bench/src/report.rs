@@ -68,6 +68,8 @@ pub struct Report {
     pub batch: Option<BatchIngest>,
     /// Phase (a) again, on the same events, with sealing off.
     pub batch_unsealed: Option<BatchIngest>,
+    /// With `--seal-pairs` above 1: every interleaved pair of phase (a) runs, sealing on then off.
+    pub seal_pairs: Vec<(BatchIngest, BatchIngest)>,
     pub single: Option<SingleIngest>,
     pub wrk: Option<WrkIngest>,
     pub engine: Option<EngineCeilings>,
@@ -110,6 +112,13 @@ impl Row {
     }
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] }
+}
+
 fn per_sec(items: u64, elapsed: std::time::Duration, unit: &str) -> String {
     format!("{} {unit}/s", thousands(rate(items, elapsed)))
 }
@@ -132,8 +141,9 @@ fn activity(a: &Activity) -> Row {
     )
 }
 
-/// Phase (a) with sealing off, and what sealing costs next to it.
-fn unsealed_rows(off: &BatchIngest, on: Option<&BatchIngest>) -> Vec<Row> {
+/// Phase (a) with sealing off, and what sealing costs next to it: from one pair of runs, or, with
+/// several interleaved pairs, the median of their ratios.
+fn unsealed_rows(off: &BatchIngest, on: Option<&BatchIngest>, pairs: &[(BatchIngest, BatchIngest)]) -> Vec<Row> {
     let mut latency = off.latency.clone();
     let unsealed = rate(off.events, off.elapsed);
     let mut rows = vec![
@@ -146,6 +156,37 @@ fn unsealed_rows(off: &BatchIngest, on: Option<&BatchIngest>) -> Vec<Row> {
     ];
     let Some(on) = on else { return rows };
     let target = format!(">= {:.0}%", SEALED_VS_UNSEALED * 100.0);
+    if pairs.len() > 1 {
+        let ratios = |sealed: &dyn Fn(&BatchIngest) -> Option<f64>| -> Vec<f64> {
+            pairs.iter().filter_map(|(on, off)| Some(sealed(on)? / rate(off.events, off.elapsed))).collect()
+        };
+        let acked = ratios(&|on| Some(rate(on.events, on.elapsed)));
+        let sealed = ratios(&|on| on.sealed_after.map(|after| rate(on.events, on.elapsed + after)));
+        let runs = pairs
+            .iter()
+            .map(|(on, off)| {
+                format!("{} / {}", thousands(rate(on.events, on.elapsed)), thousands(rate(off.events, off.elapsed)))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        rows.push(Row::info(format!("    {} interleaved pairs, events/s on / off", pairs.len()), runs));
+        for (measure, ratios) in [("until acknowledged", acked), ("until sealed", sealed)] {
+            if ratios.is_empty() {
+                continue;
+            }
+            let each = ratios.iter().map(|r| format!("{:.1}", r * 100.0)).collect::<Vec<_>>().join(", ");
+            let median = median(&ratios);
+            rows.push(Row::check(
+                format!("    sealing on vs off, {measure}, median of pairs"),
+                format!("{:.1}% (pairs: {each})", median * 100.0),
+                &target,
+                median,
+                SEALED_VS_UNSEALED,
+                true,
+            ));
+        }
+        return rows;
+    }
     let mut share = |measure: &str, sealed: f64| {
         let ratio = sealed / unsealed;
         rows.push(Row::check(measure, format!("{:.1}%", ratio * 100.0), &target, ratio, SEALED_VS_UNSEALED, true));
@@ -315,7 +356,7 @@ impl Report {
             }
         }
         if let Some(u) = &self.batch_unsealed {
-            rows.extend(unsealed_rows(u, self.batch.as_ref()));
+            rows.extend(unsealed_rows(u, self.batch.as_ref(), &self.seal_pairs));
         }
         if let Some(s) = &self.single {
             let mut latency = s.latency.clone();

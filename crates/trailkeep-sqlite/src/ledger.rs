@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use trailkeep_core::checkpoint::{Checkpoint, SignerSet};
-use trailkeep_core::leaf::json_leaf_hash;
-use trailkeep_core::merkle::{CompactRange, Hash, NodeSource};
+
+use trailkeep_core::merkle::{CompactRange, Hash, NodeSource, leaf_hash};
 
 const BATCH: i64 = 5000;
 /// The least time between two checkpoints of one organisation.
@@ -100,8 +100,6 @@ pub enum SealError {
         "organisation {org}: event seq {seq} arrived where leaf {expected} was due; the events table has a gap or a duplicate"
     )]
     OutOfOrder { org: String, seq: u64, expected: u64 },
-    #[error("event at row {pos}: {message}")]
-    Unreadable { pos: i64, message: String },
     #[error("organisation {org}: cannot rebuild the tree's right edge: {message}")]
     Tree { org: String, message: String },
     #[error("signing a checkpoint failed: {0}")]
@@ -168,10 +166,9 @@ impl Sealer {
         let mut receipts: Vec<(usize, Hash)> = Vec::with_capacity(rows.len());
         let mut nodes: Vec<(String, u8, u64, Hash)> = Vec::with_capacity(rows.len());
         let mut grown: Vec<String> = Vec::new();
-        for (i, Row { pos, org, seq, payload, .. }) in rows.iter().enumerate() {
-            // The payload is the event exactly as the API returns it, so its canonical form is the leaf.
-            let leaf =
-                json_leaf_hash(payload).map_err(|e| SealError::Unreadable { pos: *pos, message: e.to_string() })?;
+        for (i, Row { org, seq, payload, .. }) in rows.iter().enumerate() {
+            // The payload is kept in its canonical form, which is the leaf data.
+            let leaf = leaf_hash(payload.as_bytes());
             let tree = self.tree(org)?;
             if *seq as u64 != tree.size() + 1 {
                 return Err(SealError::OutOfOrder { org: org.clone(), seq: *seq as u64, expected: tree.size() + 1 });

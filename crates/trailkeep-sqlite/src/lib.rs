@@ -255,8 +255,16 @@ const KEY_COLUMNS: &str = "id, name, prefix, hash, org_id, permissions, created_
 impl Store for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         let sender = self.sender().ok_or_else(|| AppendError::Failed("the store is shut down".into()))?;
+        // The canonical forms are made here, on the caller's thread, so that the writer only splices in
+        // each event's seq and receipt time.
+        let forms = request
+            .events
+            .iter()
+            .map(trailkeep_core::leaf::CanonicalTemplate::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppendError::Failed(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
-        match sender.try_send(WriteOp::Append(request, tx)) {
+        match sender.try_send(WriteOp::Append(request, forms, tx)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("trailkeep_ingest_rejected_total", "reason" => "queue_full").increment(1);

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use rusqlite::types::Value as SqlValue;
-use trailkeep_core::Event;
+use trailkeep_core::NewEvent;
 
 /// The insert every append runs, one row per event; also used by the raw-engine benchmark so both
 /// write the very same rows.
@@ -28,10 +28,11 @@ fn int(v: Option<u64>) -> SqlValue {
     v.map_or(SqlValue::Null, |v| SqlValue::Integer(v.min(i64::MAX as u64) as i64))
 }
 
-/// The parameters of [`INSERT_EVENT`] for one event.
-pub fn event_params(event: &Event, payload: String) -> [SqlValue; 24] {
+/// The parameters of [`INSERT_EVENT`] for one event placed at `seq`, received at `received_at`, and kept
+/// as `payload`.
+pub fn event_params(event: &NewEvent, seq: u64, received_at: i64, payload: String) -> [SqlValue; 24] {
     let actor = event.actor.as_ref();
-    let target = event.primary_target();
+    let target = event.targets.first();
     let ai = event.ai.as_ref();
     let ai_failed = ai.map(|a| {
         let failed = a.error.is_some() || a.status_code.is_some_and(|c| c >= 400);
@@ -39,13 +40,13 @@ pub fn event_params(event: &Event, payload: String) -> [SqlValue; 24] {
     });
     [
         SqlValue::Text(event.organization_id.to_string()),
-        SqlValue::Integer(event.seq as i64),
+        SqlValue::Integer(seq as i64),
         SqlValue::Blob(event.id.as_bytes().to_vec()),
         event.project_id.as_ref().map_or(SqlValue::Null, |p| SqlValue::Text(p.to_string())),
         SqlValue::Text(event.action.to_string()),
         SqlValue::Text(event.category.clone()),
         SqlValue::Integer(event.occurred_at),
-        SqlValue::Integer(event.received_at),
+        SqlValue::Integer(received_at),
         actor.map_or(SqlValue::Null, |a| SqlValue::Text(a.actor_type.as_str().to_owned())),
         actor.map_or(SqlValue::Null, |a| text(&a.id)),
         actor.map_or(SqlValue::Null, |a| text(&a.email)),

@@ -166,6 +166,12 @@ CREATE TABLE pruned (
 ) WITHOUT ROWID;
 CREATE TABLE fts_deletions (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);
 "#,
+    // Payloads are kept in their canonical (RFC 8785) form, which is the leaf data, so that the sealer
+    // hashes them as stored. Rewriting older payloads into that form leaves every leaf, and so every root
+    // and checkpoint, as it was.
+    r#"
+UPDATE events SET payload = trailkeep_canonical(payload);
+"#,
 ];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.
@@ -256,7 +262,26 @@ fn apply(conn: &mut Connection, steps: &[&str]) -> Result<(), MigrateError> {
 }
 
 pub fn migrate_main(conn: &mut Connection) -> Result<(), MigrateError> {
+    register_canonical(conn).map_err(|source| MigrateError::Failed { version: 0, source })?;
     apply(conn, MAIN)
+}
+
+/// `trailkeep_canonical(json)`: the RFC 8785 form of a JSON text; a text that is not JSON (which only a
+/// damaged row could hold) is left as it is.
+fn register_canonical(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "trailkeep_canonical",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text: String = ctx.get(0)?;
+            Ok(match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(value) => String::from_utf8(trailkeep_core::leaf::canonical(&value)).unwrap_or(text),
+                Err(_) => text,
+            })
+        },
+    )
 }
 
 pub fn migrate_search(conn: &mut Connection) -> Result<(), MigrateError> {

@@ -15,6 +15,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 use trailkeep_core::NewEvent;
+use trailkeep_core::leaf::CanonicalTemplate;
 use trailkeep_store::orgs::{AdminError, AdminWrite};
 use trailkeep_store::retention::{SweepOutcome, SweepRequest};
 use trailkeep_store::{Ack, ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, StoreError};
@@ -25,7 +26,9 @@ const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// Work for the writer thread.
 pub enum WriteOp {
-    Append(AppendRequest, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    /// A request's events, each with its canonical form made on the caller's thread (see
+    /// [`CanonicalTemplate`]).
+    Append(AppendRequest, Vec<CanonicalTemplate>, oneshot::Sender<Result<AppendOutcome, AppendError>>),
     CreateKey(ApiKeyRecord, Option<NewEvent>, oneshot::Sender<Result<(), StoreError>>),
     RevokeKey(String, i64, Option<NewEvent>, oneshot::Sender<Result<bool, StoreError>>),
     Admin(AdminWrite, oneshot::Sender<Result<(), AdminError>>),
@@ -143,7 +146,7 @@ impl Writer {
         // A caller that went away (timed out, disconnected) no longer wants the answer; the write stands.
         for (op, result) in ops.into_iter().zip(applied.results) {
             match (op, result) {
-                (WriteOp::Append(_, tx), OpResult::Append(r)) => drop(tx.send(r)),
+                (WriteOp::Append(_, _, tx), OpResult::Append(r)) => drop(tx.send(r)),
                 (WriteOp::CreateKey(_, _, tx), OpResult::Key(r)) => drop(tx.send(r.map_err(to_store))),
                 (WriteOp::RevokeKey(_, _, _, tx), OpResult::Revoke(r)) => drop(tx.send(r.map_err(to_store))),
                 (WriteOp::Admin(_, tx), OpResult::Admin(r)) => drop(tx.send(r)),
@@ -164,8 +167,9 @@ impl Writer {
         let last_seq = &self.last_seq;
         for op in ops {
             let result = match op {
-                WriteOp::Append(req, _) => {
-                    let result = guarded(&tx, savepoints, |c| append_one(c, req, received_at, last_seq, &mut pending));
+                WriteOp::Append(req, forms, _) => {
+                    let result =
+                        guarded(&tx, savepoints, |c| append_one(c, req, forms, received_at, last_seq, &mut pending));
                     if let Ok(outcome) = &result
                         && !outcome.replayed
                     {
@@ -177,7 +181,7 @@ impl Writer {
                     insert_key(c, key)?;
                     if let Some(event) = audit {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
-                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
                     }
                     Ok(())
                 })),
@@ -190,7 +194,7 @@ impl Writer {
                         .map_err(|e| AppendError::Failed(fail(e)))?;
                     if let (1, Some(event)) = (changed, audit) {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
-                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
                     }
                     Ok(changed == 1)
                 })),
@@ -201,7 +205,7 @@ impl Writer {
                             return Ok(Err(refused));
                         }
                         let req = AppendRequest { events: vec![write.audit.clone()], idempotency: None };
-                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
                         Ok(Ok(()))
                     })
                     .unwrap_or_else(|e| Err(AdminError::Failed(e.to_string()))),
@@ -209,7 +213,7 @@ impl Writer {
                 WriteOp::Sweep(req, _) => OpResult::Sweep(guarded(&tx, savepoints, |c| {
                     crate::sweep::sweep(c, req, |c, event| {
                         let req = AppendRequest { events: vec![event], idempotency: None };
-                        let outcome = append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        let outcome = append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
                         outcome.acks.into_iter().next().ok_or_else(|| AppendError::Failed("no ack".into()))
                     })
                 })),
@@ -217,7 +221,7 @@ impl Writer {
                     let changed = crate::sessions::apply(c, &write.change).map_err(|e| AppendError::Failed(fail(e)))?;
                     if let (true, Some(event)) = (changed, &write.audit) {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
-                        append_one(c, &req, received_at, last_seq, &mut pending)?;
+                        append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
                     }
                     Ok(changed)
                 })),
@@ -278,7 +282,7 @@ impl OpResult {
 
 fn op_events(op: &WriteOp) -> usize {
     match op {
-        WriteOp::Append(req, _) => req.events.len(),
+        WriteOp::Append(req, _, _) => req.events.len(),
         WriteOp::CreateKey(..)
         | WriteOp::RevokeKey(..)
         | WriteOp::Admin(..)
@@ -294,7 +298,7 @@ fn to_store(e: AppendError) -> StoreError {
 fn fail_all(ops: Vec<WriteOp>, message: &str) {
     for op in ops {
         match op {
-            WriteOp::Append(_, tx) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
+            WriteOp::Append(_, _, tx) => drop(tx.send(Err(AppendError::Failed(message.to_owned())))),
             WriteOp::CreateKey(_, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::RevokeKey(_, _, _, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::Admin(_, tx) => drop(tx.send(Err(AdminError::Failed(message.to_owned())))),
@@ -327,9 +331,12 @@ fn guarded<T>(
     }
 }
 
+/// Places the events of `req`; `forms` holds their canonical forms when the caller made them (an event
+/// without one has it made here).
 fn append_one(
     conn: &Connection,
     req: &AppendRequest,
+    forms: &[CanonicalTemplate],
     received_at: i64,
     committed: &HashMap<String, u64>,
     pending: &mut HashMap<String, u64>,
@@ -362,7 +369,7 @@ fn append_one(
         let mut acks = Vec::with_capacity(req.events.len());
         let mut created = Vec::new();
         let mut insert = conn.prepare_cached(INSERT_EVENT).map_err(failed)?;
-        for event in &req.events {
+        for (i, event) in req.events.iter().enumerate() {
             let org = event.organization_id.as_str();
             if event.client_id {
                 let existing: Option<(i64, i64)> = conn
@@ -385,7 +392,7 @@ fn append_one(
             {
                 created.push(event.organization_id.clone());
             }
-            acks.push(place(&mut insert, event, received_at, last, pending)?);
+            acks.push(place(&mut insert, event, forms.get(i), received_at, last, pending)?);
         }
         // Recorded in the platform's log, so that each organisation's own log starts with what its
         // platform sent.
@@ -396,7 +403,7 @@ fn append_one(
                 .or_else(|| committed.get(record.organization_id.as_str()))
                 .copied()
                 .unwrap_or(0);
-            place(&mut insert, &record, received_at, last, pending)?;
+            place(&mut insert, &record, None, received_at, last, pending)?;
         }
         if let Some(claim) = &req.idempotency {
             let response = serde_json::to_string(&acks).map_err(|e| AppendError::Failed(e.to_string()))?;
@@ -416,20 +423,24 @@ fn append_one(
     result
 }
 
-/// Gives `event` the next seq of its organisation (after `last`) and inserts it.
+/// Gives `event` the next seq of its organisation (after `last`) and inserts it, its payload being its
+/// canonical form (the leaf data the sealer hashes).
 fn place(
     insert: &mut rusqlite::CachedStatement<'_>,
     event: &NewEvent,
+    form: Option<&CanonicalTemplate>,
     received_at: i64,
     last: u64,
     pending: &mut HashMap<String, u64>,
 ) -> Result<Ack, AppendError> {
     let seq = last + 1;
     pending.insert(event.organization_id.as_str().to_owned(), seq);
-    let stored = event.clone().into_event(seq, received_at);
-    let payload = serde_json::to_string(&stored).map_err(|e| AppendError::Failed(e.to_string()))?;
+    let payload = match form {
+        Some(form) => form.fill(seq, received_at),
+        None => CanonicalTemplate::new(event).map_err(|e| AppendError::Failed(e.to_string()))?.fill(seq, received_at),
+    };
     insert
-        .execute(rusqlite::params_from_iter(event_params(&stored, payload)))
+        .execute(rusqlite::params_from_iter(event_params(event, seq, received_at, payload)))
         .map_err(|e| AppendError::Failed(fail(e)))?;
     Ok(Ack { id: event.id, seq, received_at })
 }
