@@ -1,5 +1,6 @@
-//! Organisations, projects, members, retention settings and legal holds: the writer's side (applied inside its transactions, with the
-//! event recording each change) and the readers' side, as in the SQLite engine's `admin.rs`.
+//! Organisations, projects, members, their own retention and legal holds: the writer's side (applied
+//! inside its transactions, with the event recording each change) and the readers' side, as in the SQLite
+//! engine's `admin.rs`.
 //!
 //! A refusal (the id is taken, the row is missing) is detected without an error — `ON CONFLICT DO
 //! NOTHING` and row counts — because an error would abort the writer's whole group transaction.

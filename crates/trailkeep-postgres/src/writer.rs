@@ -20,6 +20,10 @@
 //! organisations its requests touch (and `trailkeep.projects` to `*`), so every row it reads or writes
 //! must belong to one of them.
 //!
+//! **Retention.** A retention pass is a write like the others: it runs in the group's transaction, under
+//! its organisation's counter, so the `retention.deleted` event recording it takes the next seq and the
+//! deletion commits with it or not at all (see [`crate::sweep`]).
+//!
 //! A request that fails (rather than being refused) aborts the group's transaction; the group is then
 //! rolled back and each request run again in a transaction of its own, so one bad request does not sink
 //! its neighbours. A lost connection fails the whole group without a second attempt: whether its
