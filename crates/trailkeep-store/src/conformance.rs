@@ -823,6 +823,33 @@ pub async fn a_sweep_deletes_only_sealed_events_past_their_retention_and_records
     assert_eq!(seqs(store, "a").await, vec![3, 5, 6, 8, 9], "seq 7, now under the checkpoint, goes too");
 }
 
+pub async fn an_organisations_own_retention_overrides_its_plans_days(store: &dyn Store) {
+    use trailkeep_core::plans::{CategoryRetention, Retention};
+    append(
+        store,
+        vec![
+            new_event("a", "x.y", 150 * DAY), // 1: 50 days old, past the plan's 30 and the own 10
+            new_event("a", "x.y", 185 * DAY), // 2: 15 days old, past only the own 10
+            new_event("a", "x.y", 195 * DAY), // 3: 5 days old
+            new_event("a", "auth.login", 150 * DAY), // 4: 50 days old, within auth's own 60
+            new_event("a", "auth.login", 130 * DAY), // 5: 70 days old, past auth's own 60
+        ],
+    )
+    .await;
+    sealed(store, "a", 5).await;
+    let own = Retention { days: Some(10), categories: vec![CategoryRetention { category: "auth".into(), days: 60 }] };
+    let outcome = store.sweep(sweep_request("a", own, 5, 100, None)).await.unwrap();
+    assert_eq!((outcome.deleted, outcome.held, outcome.event_seq), (3, 0, Some(6)));
+    assert_eq!(seqs(store, "a").await, vec![3, 4, 6]);
+    let recorded = store.list_events(&ReadScope::org(org("a")), &query(1)).await.unwrap().events.remove(0);
+    assert_eq!(recorded.metadata["seq_ranges"], serde_json::json!([[1, 2], [5, 5]]));
+    assert_eq!(
+        recorded.metadata["cutoff"],
+        serde_json::json!(trailkeep_core::time::format_millis(NOW - 10 * DAY)),
+        "the cutoff of categories without a rule of their own"
+    );
+}
+
 pub async fn legal_holds_keep_what_they_cover_and_one_over_the_whole_organisation_stops_retention(store: &dyn Store) {
     use crate::retention::SweepOutcome;
     let mut events = vec![
@@ -951,6 +978,7 @@ macro_rules! store_conformance_tests {
             ai_totals_add_up_the_ai_requests_a_filter_selects_in_the_scope,
             an_organisations_retention_and_legal_holds_change_with_their_events,
             a_sweep_deletes_only_sealed_events_past_their_retention_and_records_it,
+            an_organisations_own_retention_overrides_its_plans_days,
             legal_holds_keep_what_they_cover_and_one_over_the_whole_organisation_stops_retention,
             a_sweep_pass_is_bounded_and_the_next_resumes_where_it_stopped,
             full_text_search_no_longer_finds_a_pruned_event,
