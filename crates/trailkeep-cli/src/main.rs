@@ -8,6 +8,7 @@ mod demo;
 mod demo_data;
 mod export;
 mod keys;
+mod migrate;
 mod orgs;
 mod search;
 mod send;
@@ -101,6 +102,8 @@ enum Command {
     /// Create and list operator accounts (they sign in at /login).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Bring the store's schema up to this version without starting the service.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
             Command::Members(cmd) => orgs::run_members(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::Users(cmd) => users::run(cmd).await,
+            Command::Migrate(args) => migrate::run(args).await,
             // Verification has exit codes of its own.
             Command::Verify(args) => return Ok(verify::run(args).await),
         }

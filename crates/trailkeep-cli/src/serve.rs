@@ -22,6 +22,13 @@ pub struct ServeArgs {
     /// `text` or `json` logs.
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Keep everything in this PostgreSQL database (the service role's connection string) instead of the
+    /// embedded store; see docs/operating.md.
+    #[arg(long, hide_env_values = true)]
+    database_url: Option<String>,
+    /// The connection string of the role that owns the schema, to migrate as on start.
+    #[arg(long, hide_env_values = true)]
+    database_owner_url: Option<String>,
     /// Load demo data (3 organisations, 50,000 events over 90 days) once the service is up, if it is empty.
     #[arg(long)]
     demo: bool,
@@ -66,6 +73,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = args.listen {
         config.listen = l;
+    }
+    if let Some(url) = args.database_url {
+        config.database_url = Some(trailkeep_server::config::ConnectionString::new(url));
+    }
+    if let Some(url) = args.database_owner_url {
+        config.database_owner_url = Some(trailkeep_server::config::ConnectionString::new(url));
     }
     if let Some(f) = args.log_format {
         config.log_format = if f == "json" { LogFormat::Json } else { LogFormat::Text };

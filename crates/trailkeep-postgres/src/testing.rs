@@ -380,6 +380,11 @@ impl TestDatabase {
         self.cluster.config(SERVICE_ROLE, &self.name)
     }
 
+    /// The connection string of `role` on this database, as `database_url` takes it.
+    pub fn url(&self, role: &str) -> String {
+        format!("host='{}' port={PORT} user={role} dbname={}", self.cluster.socket_dir().display(), self.name)
+    }
+
     /// Store settings: run as the service role, migrating as the owner first.
     pub fn store_config(&self) -> crate::PostgresConfig {
         crate::PostgresConfig::new(self.service_config()).with_migrations(self.owner_config())

@@ -69,6 +69,45 @@ pub struct Config {
     /// How often retention deletes expired events, in seconds; 0 turns the sweeper off (retention still
     /// runs on demand through `POST /v1/orgs/{org}/retention/sweep`).
     pub retention_sweep_secs: u64,
+    /// Keep everything in this PostgreSQL database instead of the embedded store: the connection string
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or `key=value` pairs) of the service role,
+    /// which must not own the tables. Several nodes may share one database. `data_dir` still holds the
+    /// checkpoint signing key, which every node must share. See docs/operating.md.
+    pub database_url: Option<ConnectionString>,
+    /// The role that owns the schema, to migrate as on start; without it the database must already be
+    /// migrated (`trailkeep migrate`).
+    pub database_owner_url: Option<ConnectionString>,
+}
+
+/// A database connection string: it may carry a password, so it never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionString(String);
+
+impl ConnectionString {
+    pub fn new(value: impl Into<String>) -> ConnectionString {
+        ConnectionString(value.into())
+    }
+
+    /// The parsed connection settings; the error names `setting` and never repeats the string.
+    pub fn parse(&self, setting: &str) -> Result<tokio_postgres::Config, ConfigError> {
+        let config: tokio_postgres::Config = self.0.parse().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "{setting} is not a PostgreSQL connection string ({e}); expected \
+                 postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE or key=value pairs"
+            ))
+        })?;
+        if config.get_user().is_none() {
+            return Err(ConfigError::Invalid(format!("{setting} must name the user (role) to connect as")));
+        }
+        Ok(config)
+    }
+}
+
+impl std::fmt::Debug for ConnectionString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionString(<redacted>)")
+    }
 }
 
 /// One plan's settings in the configuration file; a field left out keeps the default plan's value.
@@ -115,6 +154,8 @@ impl Default for Config {
             export_csv_max_rows: DEFAULT_EXPORT_CSV_MAX_ROWS,
             plans: BTreeMap::new(),
             retention_sweep_secs: 3600,
+            database_url: None,
+            database_owner_url: None,
         }
     }
 }
@@ -184,6 +225,8 @@ impl Config {
                         .parse()
                         .map_err(|_| bad(format!("must be a whole number of seconds, not `{value}`")))?
                 }
+                "DATABASE_URL" => config.database_url = Some(ConnectionString::new(value)),
+                "DATABASE_OWNER_URL" => config.database_owner_url = Some(ConnectionString::new(value)),
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }
@@ -232,7 +275,23 @@ impl Config {
             )));
         }
         self.plans()?;
+        self.postgres()?;
         Ok(())
+    }
+
+    /// The PostgreSQL service and owner connection settings, when the store is PostgreSQL.
+    pub fn postgres(&self) -> Result<Option<(tokio_postgres::Config, Option<tokio_postgres::Config>)>, ConfigError> {
+        let Some(url) = &self.database_url else {
+            if self.database_owner_url.is_some() {
+                return Err(ConfigError::Invalid(
+                    "database_owner_url is set without database_url; set database_url to use PostgreSQL".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let service = url.parse("database_url")?;
+        let owner = self.database_owner_url.as_ref().map(|o| o.parse("database_owner_url")).transpose()?;
+        Ok(Some((service, owner)))
     }
 
     /// The deployment's plans: the defaults with the configured changes applied, checked.
@@ -442,6 +501,45 @@ mod tests {
         }
         let err = Config::load(None, [("TRAILKEEP_EXPORT_CSV_MAX_ROWS".into(), "lots".into())]).unwrap_err();
         assert!(err.to_string().contains("TRAILKEEP_EXPORT_CSV_MAX_ROWS"), "{err}");
+    }
+
+    #[test]
+    fn the_database_comes_from_the_file_or_the_environment_and_its_password_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trailkeep.toml");
+        std::fs::write(&file, "database_url = \"postgres://svc:s3cret@db.internal:6543/audit\"\n").unwrap();
+        let config = Config::load(Some(&file), []).unwrap();
+        config.validate().unwrap();
+        let (service, owner) = config.postgres().unwrap().expect("PostgreSQL is configured");
+        assert_eq!(
+            (service.get_user(), service.get_dbname(), service.get_ports()),
+            (Some("svc"), Some("audit"), &[6543][..])
+        );
+        assert!(owner.is_none());
+        assert!(!format!("{config:?}").contains("s3cret"), "the password stays out of debug output");
+
+        let env = [
+            ("TRAILKEEP_DATABASE_URL".to_string(), "host=/run/pg user=svc dbname=audit".to_string()),
+            ("TRAILKEEP_DATABASE_OWNER_URL".to_string(), "postgres://owner@localhost/audit".to_string()),
+        ];
+        let (service, owner) = Config::load(None, env).unwrap().postgres().unwrap().unwrap();
+        assert_eq!(service.get_user(), Some("svc"));
+        assert_eq!(owner.unwrap().get_user(), Some("owner"));
+        assert!(Config::default().postgres().unwrap().is_none(), "the embedded store by default");
+
+        for (url, owner, expected) in [
+            (Some("postgres://db.internal/audit"), None, "database_url must name the user"),
+            (Some("not a url at all ==="), None, "database_url is not a PostgreSQL connection string"),
+            (None, Some("postgres://owner@localhost/audit"), "database_owner_url is set without database_url"),
+        ] {
+            let config = Config {
+                database_url: url.map(ConnectionString::new),
+                database_owner_url: owner.map(ConnectionString::new),
+                ..Config::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{url:?}: {err}");
+        }
     }
 
     #[test]

@@ -177,13 +177,27 @@ impl App {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
         let signing = Arc::new(signing::SigningKeys::open(&config.data_dir, &config.deployment)?);
-        let sealing =
-            trailkeep_sqlite::ledger::Sealing { signers: signing.signers(), deployment: signing.deployment() };
-        let mut sqlite = SqliteConfig::new(&config.data_dir).with_sealing(sealing);
-        sqlite.read_connections = config.read_connections;
-        sqlite.queue_capacity = config.queue_capacity;
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn Store> = match config.postgres()? {
+            None => {
+                let sealing =
+                    trailkeep_sqlite::ledger::Sealing { signers: signing.signers(), deployment: signing.deployment() };
+                let mut sqlite = SqliteConfig::new(&config.data_dir).with_sealing(sealing);
+                sqlite.read_connections = config.read_connections;
+                sqlite.queue_capacity = config.queue_capacity;
+                Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??)
+            }
+            Some((service, owner)) => {
+                let sealing =
+                    trailkeep_postgres::Sealing { signers: signing.signers(), deployment: signing.deployment() };
+                let mut postgres = trailkeep_postgres::PostgresConfig::new(service).with_sealing(sealing);
+                if let Some(owner) = owner {
+                    postgres = postgres.with_migrations(owner);
+                }
+                postgres.read_connections = config.read_connections;
+                postgres.queue_capacity = config.queue_capacity;
+                Arc::new(trailkeep_postgres::PostgresStore::open(&postgres).await?)
+            }
+        };
         let new_admin_key = keys::bootstrap_admin_key(store.as_ref(), &config.data_dir).await?;
         signing::record_interrupted_rotations(&signing, store.as_ref()).await;
         signing::forget_keys_as_overlaps_end(signing.clone());

@@ -1,11 +1,17 @@
 //! Starting a real server for a test: a fresh data directory, a listener on `127.0.0.1:0` bound before
 //! the server starts (so there is nothing to wait for), and a client holding the platform admin key.
+//!
+//! With `TRAILKEEP_TEST_STORE=postgres` every server keeps its data in PostgreSQL instead of the embedded
+//! store: a throwaway cluster started for the test binary, a fresh database per server (kept across a
+//! restart), the store running as a role that owns nothing and migrating as the owner on start.
 
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use trailkeep_client::Client;
+use trailkeep_postgres::testing::{OWNER_ROLE, SERVICE_ROLE, TestDatabase};
+use trailkeep_server::config::ConnectionString;
 use trailkeep_server::{App, Config, serve};
 use trailkeep_wire::CreateKeyRequest;
 
@@ -15,6 +21,8 @@ pub struct TestApp {
     pub base_url: String,
     pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database, when the tests run on PostgreSQL.
+    database: Option<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -24,13 +32,38 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    start_in(tempfile::tempdir().expect("temp dir"), adjust).await
+    let database = on_postgres().then(|| {
+        trailkeep_postgres::testing::cluster().database().unwrap_or_else(|e| panic!("a PostgreSQL database: {e}"))
+    });
+    start_in(tempfile::tempdir().expect("temp dir"), database, adjust).await
 }
 
-/// Starts a server on `dir/data`, which may hold the data of an earlier server.
-async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
+/// Whether the tests run on PostgreSQL (`TRAILKEEP_TEST_STORE=postgres`) rather than the embedded store.
+pub fn on_postgres() -> bool {
+    match std::env::var("TRAILKEEP_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("TRAILKEEP_TEST_STORE must be `sqlite` or `postgres`, not `{other}`"),
+    }
+}
+
+/// True (after saying so) when a test that only applies to the embedded store runs on PostgreSQL.
+pub fn embedded_only(why: &str) -> bool {
+    let skip = on_postgres();
+    if skip {
+        eprintln!("not run on PostgreSQL: {why}");
+    }
+    skip
+}
+
+/// Starts a server on `dir/data` (and `database`), which may hold the data of an earlier server.
+async fn start_in(dir: tempfile::TempDir, database: Option<TestDatabase>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = dir.path().join("data");
     let mut config = Config { data_dir: data_dir.clone(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    if let Some(db) = &database {
+        config.database_url = Some(ConnectionString::new(db.url(SERVICE_ROLE)));
+        config.database_owner_url = Some(ConnectionString::new(db.url(OWNER_ROLE)));
+    }
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -47,7 +80,7 @@ async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> T
         let _ = rx.await;
     }));
     let admin = Client::new(&base_url, Some(key)).unwrap();
-    TestApp { admin, base_url, data_dir, _dir: dir, shutdown: Some(tx), task: Some(task) }
+    TestApp { admin, base_url, data_dir, _dir: dir, database, shutdown: Some(tx), task: Some(task) }
 }
 
 impl TestApp {
@@ -70,7 +103,7 @@ impl TestApp {
         self.halt().await;
         change(&self.data_dir);
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
-        start_in(dir, |_| {}).await
+        start_in(dir, self.database.take(), |_| {}).await
     }
 
     /// Stops the server gracefully and waits until its store is closed.

@@ -11,6 +11,7 @@ mod ingest;
 mod isolation;
 mod limits;
 mod malformed;
+mod nodes;
 mod orgs;
 mod pagination;
 mod proofs;
