@@ -75,7 +75,7 @@ pub fn sweep(
     }
     let next = (candidates.len() == req.batch).then(|| candidates.last().map(|c| (c.occurred_at, c.seq))).flatten();
     let plan = trailkeep_core::plans::Plan { name: String::new(), retention_days: req.plan_days, exports: vec![] };
-    let mut deleted = Vec::new();
+    let mut doomed: Vec<(i64, u64)> = Vec::new();
     let mut held = 0u64;
     for Candidate { pos, seq, category, occurred_at, actor_id, actor_email } in &candidates {
         let cutoff = req.now - i64::from(req.retention.days_for(&plan, category)) * DAY_MS;
@@ -86,23 +86,27 @@ pub fn sweep(
             held += 1;
             continue;
         }
-        conn.prepare_cached("DELETE FROM events WHERE pos = ?1").and_then(|mut s| s.execute([pos])).map_err(failed)?;
-        conn.prepare_cached("INSERT INTO fts_deletions (pos) VALUES (?1)")
-            .and_then(|mut s| s.execute([pos]))
-            .map_err(failed)?;
-        deleted.push(*seq);
+        doomed.push((*pos, *seq));
     }
-    let mut outcome = SweepOutcome { deleted: deleted.len() as u64, held, event_seq: None, next };
-    if deleted.is_empty() {
+    let mut outcome = SweepOutcome { deleted: doomed.len() as u64, held, event_seq: None, next };
+    if doomed.is_empty() {
         return Ok(outcome);
     }
+    // The record is placed before anything is deleted, so it takes a row position above every deleted
+    // one. Deleting the newest row first would let the next insert reuse its position (SQLite gives a
+    // new row the largest position plus one), behind the sealer's and the indexer's watermarks, and the
+    // event placed there would never be sealed or indexed.
+    let deleted: Vec<u64> = doomed.iter().map(|(_, seq)| *seq).collect();
     let default_cutoff = req.now - i64::from(req.retention.days.unwrap_or(req.plan_days)) * DAY_MS;
-    let event =
-        deleted_event(&req.org, &ranges(deleted.clone()), outcome.deleted, default_cutoff, &req.policy, req.now);
+    let event = deleted_event(&req.org, &ranges(deleted), outcome.deleted, default_cutoff, &req.policy, req.now);
     let ack = append(conn, event)?;
+    let mut delete = conn.prepare_cached("DELETE FROM events WHERE pos = ?1").map_err(failed)?;
+    let mut forget = conn.prepare_cached("INSERT INTO fts_deletions (pos) VALUES (?1)").map_err(failed)?;
     let mut mark =
         conn.prepare_cached("INSERT INTO pruned (org_id, seq, by_seq) VALUES (?1, ?2, ?3)").map_err(failed)?;
-    for seq in deleted {
+    for (pos, seq) in doomed {
+        delete.execute([pos]).map_err(failed)?;
+        forget.execute([pos]).map_err(failed)?;
         mark.execute(params![org, seq as i64, ack.seq as i64]).map_err(failed)?;
     }
     outcome.event_seq = Some(ack.seq);

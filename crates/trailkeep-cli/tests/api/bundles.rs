@@ -99,19 +99,6 @@ async fn proof_status(app: &TestApp, id: &str) -> (u16, Value) {
     (r.status, r.json().unwrap_or(Value::Null))
 }
 
-fn sql(path: &Path, statements: &str) {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(statements).unwrap();
-}
-
-fn main_db(dir: &Path) -> PathBuf {
-    dir.join("trailkeep.db")
-}
-
-fn ledger_db(dir: &Path) -> PathBuf {
-    dir.join("ledger.db")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_range_export_verifies_offline_and_a_selection_says_what_it_proves() {
     let (app, keys, files) = sealed_app(40).await;
@@ -169,9 +156,6 @@ async fn a_range_export_verifies_offline_and_a_selection_says_what_it_proves() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bundle_extends_a_checkpoint_kept_from_earlier_and_a_witness_follows_the_log() {
-    if crate::helpers::embedded_only("it rewrites the embedded store's files") {
-        return;
-    }
     let (app, keys, files) = sealed_app(20).await;
     let kept = files.path().join("kept.note");
     std::fs::write(&kept, wait_sealed(&app.admin, 20).await["note"].as_str().unwrap()).unwrap();
@@ -217,13 +201,17 @@ async fn a_bundle_extends_a_checkpoint_kept_from_earlier_and_a_witness_follows_t
     // are all valid, but the witness and the kept checkpoint expose the fork.
     let id3 = ids(&app).await[2].clone();
     let app = app
-        .restart_after(|dir| {
-            sql(&main_db(dir), "UPDATE events SET payload = json_set(payload, '$.metadata.amount', 0) WHERE seq = 3");
-            sql(
-                &ledger_db(dir),
-                "DELETE FROM receipts; DELETE FROM tree_nodes; DELETE FROM checkpoints; UPDATE watermark SET pos = 0;",
-            );
-        })
+        .tamper(
+            "UPDATE events SET payload = json_set(payload, '$.metadata.amount', 0) WHERE seq = 3; \
+             DELETE FROM ledger.receipts; DELETE FROM ledger.tree_nodes; DELETE FROM ledger.checkpoints; \
+             UPDATE ledger.watermark SET pos = 0;",
+            "UPDATE trailkeep.events SET payload = jsonb_set(payload::jsonb, '{metadata,amount}', '0')::text \
+             WHERE org_id = 'acme' AND seq = 3; \
+             DELETE FROM trailkeep.receipts WHERE org_id = 'acme'; \
+             DELETE FROM trailkeep.tree_nodes WHERE org_id = 'acme'; \
+             DELETE FROM trailkeep.checkpoints WHERE org_id = 'acme'; \
+             UPDATE trailkeep.follower_heads SET done = 0 WHERE follower = 'seal' AND org_id = 'acme';",
+        )
         .await;
     wait_sealed(&app.admin, 35).await;
     let args = witness_args(&app, &state);
@@ -240,50 +228,49 @@ async fn a_bundle_extends_a_checkpoint_kept_from_earlier_and_a_witness_follows_t
     app.stop().await;
 }
 
-/// One tampering of the stopped service's files, and what `verify` and the proof endpoint must say.
+/// One way of tampering with the stored events, in each store's SQL, and what must be noticed.
 struct Tamper {
     name: &'static str,
-    /// Changes the data directory; gets the event ids by seq.
-    change: fn(&Path, &[String]),
-    /// Lines the verdict must contain, given the ids.
+    /// On the embedded store's main database file.
+    sqlite: &'static str,
+    /// On the PostgreSQL database, as its superuser; `None` where its constraints forbid the change.
+    postgres: Option<&'static str>,
+    /// Lines the verifier must print, given the event ids by seq.
     verdict: fn(&[String]) -> Vec<String>,
     /// (seq whose id to ask about, expected proof status)
     proofs: &'static [(usize, &'static str)],
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tampered_data_files_are_caught_and_the_event_named() {
-    if crate::helpers::embedded_only("it rewrites the embedded store's files") {
-        return;
-    }
+async fn tampered_stored_events_are_caught_and_the_event_named() {
     let cases = [
         Tamper {
             name: "metadata rewritten",
-            change: |dir, _| {
-                sql(
-                    &main_db(dir),
-                    "UPDATE events SET payload = json_set(payload, '$.metadata.amount', 1) WHERE seq = 4",
-                )
-            },
+            sqlite: "UPDATE events SET payload = json_set(payload, '$.metadata.amount', 1) WHERE seq = 4",
+            postgres: Some(
+                "UPDATE trailkeep.events SET payload = jsonb_set(payload::jsonb, '{metadata,amount}', '1')::text \
+                 WHERE org_id = 'acme' AND seq = 4",
+            ),
             verdict: |ids| vec![format!("altered: seq 4 id {}", ids[3])],
             proofs: &[(4, "altered"), (5, "verified")],
         },
         Tamper {
             name: "row deleted",
-            change: |dir, _| sql(&main_db(dir), "DELETE FROM events WHERE seq = 6"),
+            sqlite: "DELETE FROM events WHERE seq = 6",
+            postgres: Some("DELETE FROM trailkeep.events WHERE org_id = 'acme' AND seq = 6"),
             verdict: |ids| vec![format!("missing: seq 6 id {}", ids[5])],
             proofs: &[(6, "missing")],
         },
         Tamper {
             name: "payloads swapped",
-            change: |dir, _| {
-                sql(
-                    &main_db(dir),
-                    "CREATE TEMP TABLE pair AS SELECT seq, payload FROM events WHERE seq IN (3, 8); \
+            sqlite: "CREATE TEMP TABLE pair AS SELECT seq, payload FROM events WHERE seq IN (3, 8); \
                      UPDATE events SET payload = (SELECT payload FROM pair WHERE pair.seq = 11 - events.seq) \
                      WHERE seq IN (3, 8)",
-                )
-            },
+            postgres: Some(
+                "UPDATE trailkeep.events e SET payload = p.payload \
+                 FROM (SELECT seq, payload FROM trailkeep.events WHERE org_id = 'acme' AND seq IN (3, 8)) p \
+                 WHERE e.org_id = 'acme' AND e.seq IN (3, 8) AND p.seq = 11 - e.seq",
+            ),
             verdict: |ids| {
                 vec![
                     format!("reordered: seq 3 id {} — holds the event sealed as seq 8", ids[2]),
@@ -294,30 +281,31 @@ async fn tampered_data_files_are_caught_and_the_event_named() {
         },
         Tamper {
             name: "forged row",
-            change: |dir, _| {
-                sql(
-                    &main_db(dir),
-                    "DROP INDEX events_org_seq; \
+            sqlite: "DROP INDEX events_org_seq; \
                      INSERT INTO events (org_id, seq, id, action, category, occurred_at, received_at, outcome, payload) \
                      SELECT org_id, seq, X'0190000000007000800000000000f00d', action, category, occurred_at, received_at, outcome, \
                             json_set(json_set(payload, '$.id', '01900000-0000-7000-8000-00000000f00d'), '$.metadata.amount', 5) \
                      FROM events WHERE seq = 5",
-                )
-            },
+            // The partitioned table's unique key on (org_id, seq) cannot be dropped from one partition.
+            postgres: None,
             verdict: |_| vec!["inserted: seq 5 id 01900000-0000-7000-8000-00000000f00d".to_owned()],
             proofs: &[(5, "verified")],
         },
         Tamper {
             name: "tail cut",
-            change: |dir, _| sql(&main_db(dir), "DELETE FROM events WHERE seq > 9"),
+            sqlite: "DELETE FROM events WHERE seq > 9",
+            postgres: Some("DELETE FROM trailkeep.events WHERE org_id = 'acme' AND seq > 9"),
             verdict: |ids| (10..=12).map(|s| format!("missing: seq {s} id {}", ids[s - 1])).collect(),
             proofs: &[(12, "missing")],
         },
     ];
     for case in cases {
+        if crate::helpers::on_postgres() && case.postgres.is_none() {
+            continue;
+        }
         let (app, keys, files) = sealed_app(12).await;
         let ids = ids(&app).await;
-        let app = app.restart_after(|dir| (case.change)(dir, &ids)).await;
+        let app = app.tamper(case.sqlite, case.postgres.unwrap_or_default()).await;
         let (out, bundle) = export(&app, files.path(), "bundle.jsonl", &[]).await;
         assert!(out.status.success(), "{}: {}", case.name, text(&out));
         let verdict = verify(&app, &bundle, &keys, &[]).await;
@@ -346,20 +334,16 @@ async fn tampered_data_files_are_caught_and_the_event_named() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupted_checkpoint_signature_is_refused_by_the_service_and_the_verifier() {
-    if crate::helpers::embedded_only("it rewrites the embedded store's files") {
-        return;
-    }
     let (app, keys, files) = sealed_app(10).await;
     let (_, bundle) = export(&app, files.path(), "good.jsonl", &[]).await;
+    // Change one character of the signature's base64.
     let app = app
-        .restart_after(|dir| {
-            // Swap two characters of the signature's base64.
-            sql(
-                &ledger_db(dir),
-                "UPDATE checkpoints SET note = substr(note, 1, length(note) - 8) || \
-                 CASE substr(note, length(note) - 7, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(note, length(note) - 6)",
-            )
-        })
+        .tamper(
+            "UPDATE ledger.checkpoints SET note = substr(note, 1, length(note) - 8) || \
+             CASE substr(note, length(note) - 7, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(note, length(note) - 6)",
+            "UPDATE trailkeep.checkpoints SET note = substr(note, 1, length(note) - 8) || \
+             CASE substr(note, length(note) - 7, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(note, length(note) - 6)",
+        )
         .await;
     let r = app.admin.raw(Method::GET, &format!("/v1/checkpoint?organization_id={ORG}"), None, &[]).await.unwrap();
     assert_eq!(r.status, 500);

@@ -47,15 +47,6 @@ pub fn on_postgres() -> bool {
     }
 }
 
-/// True (after saying so) when a test that only applies to the embedded store runs on PostgreSQL.
-pub fn embedded_only(why: &str) -> bool {
-    let skip = on_postgres();
-    if skip {
-        eprintln!("not run on PostgreSQL: {why}");
-    }
-    skip
-}
-
 /// Starts a server on `dir/data` (and `database`), which may hold the data of an earlier server.
 async fn start_in(dir: tempfile::TempDir, database: Option<TestDatabase>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = dir.path().join("data");
@@ -98,10 +89,26 @@ impl TestApp {
         self.admin.with_key(created.key)
     }
 
-    /// Stops the server, lets `change` work on its stopped data directory, and starts a new server on it.
-    pub async fn restart_after(mut self, change: impl FnOnce(&std::path::Path)) -> TestApp {
+    /// Stops the server, changes its stored data behind its back as someone with write access to the
+    /// database could — `sqlite` run on the embedded store's main database file (its ledger attached as
+    /// `ledger`), or `postgres` run by PostgreSQL's superuser on the server's database — and starts it
+    /// again.
+    pub async fn tamper(mut self, sqlite: &str, postgres: &str) -> TestApp {
         self.halt().await;
-        change(&self.data_dir);
+        match &self.database {
+            Some(db) => {
+                let client = db.connect("postgres").await.expect("connect as the superuser");
+                client.batch_execute(postgres).await.unwrap_or_else(|e| panic!("{postgres}: {e}"));
+            }
+            None => {
+                let conn =
+                    rusqlite::Connection::open(self.data_dir.join("trailkeep.db")).expect("open the database file");
+                let ledger = self.data_dir.join("ledger.db");
+                conn.execute("ATTACH DATABASE ?1 AS ledger", [ledger.to_str().expect("a UTF-8 path")])
+                    .expect("attach the ledger");
+                conn.execute_batch(sqlite).unwrap_or_else(|e| panic!("{sqlite}: {e}"));
+            }
+        }
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
         start_in(dir, self.database.take(), |_| {}).await
     }

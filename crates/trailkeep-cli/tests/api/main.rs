@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod exports;
+mod faults;
 mod helpers;
 mod http;
 mod ingest;
