@@ -18,14 +18,3 @@ async fn postgres_store() -> Fixture {
 
 // The whole suite, retention and legal holds included.
 trailkeep_store::store_conformance_tests!(postgres_store);
-
-// Conformance tests not yet in the suite's list because another engine fails them.
-
-#[tokio::test]
-async fn a_pass_that_deletes_the_newest_event_is_itself_sealed_and_sealing_goes_on() {
-    let (store, _guard) = postgres_store().await;
-    trailkeep_store::conformance::a_pass_that_deletes_the_newest_event_is_itself_sealed_and_sealing_goes_on(
-        store.as_ref(),
-    )
-    .await;
-}

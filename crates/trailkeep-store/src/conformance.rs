@@ -957,10 +957,6 @@ pub async fn full_text_search_no_longer_finds_a_pruned_event(store: &dyn Store) 
 /// The record of a pass is sealed and searchable like any event, and sealing goes on after it, even when
 /// the pass deleted the newest event row of the whole store: an engine that follows its events by row
 /// position must not give that position to the record.
-///
-/// Not yet in [`store_conformance_tests!`](crate::store_conformance_tests): the SQLite engine fails it (its
-/// `events.pos` is a rowid without `AUTOINCREMENT`, so the record reuses the deleted row's position, which
-/// the sealer and the indexer have passed already). Engines that pass it run it by name.
 pub async fn a_pass_that_deletes_the_newest_event_is_itself_sealed_and_sealing_goes_on(store: &dyn Store) {
     use trailkeep_core::merkle::root;
     append(store, vec![new_event("a", "x.y", NOW - DAY)]).await; // 1, creating the organisation
@@ -1006,6 +1002,7 @@ macro_rules! store_conformance_tests {
             legal_holds_keep_what_they_cover_and_one_over_the_whole_organisation_stops_retention,
             a_sweep_pass_is_bounded_and_the_next_resumes_where_it_stopped,
             full_text_search_no_longer_finds_a_pruned_event,
+            a_pass_that_deletes_the_newest_event_is_itself_sealed_and_sealing_goes_on,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
