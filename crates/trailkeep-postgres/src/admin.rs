@@ -1,5 +1,6 @@
-//! Organisations, projects and members: the writer's side (applied inside its transactions, with the
-//! event recording each change) and the readers' side, as in the SQLite engine's `admin.rs`.
+//! Organisations, projects, members, their own retention and legal holds: the writer's side (applied
+//! inside its transactions, with the event recording each change) and the readers' side, as in the SQLite
+//! engine's `admin.rs`.
 //!
 //! A refusal (the id is taken, the row is missing) is detected without an error — `ON CONFLICT DO
 //! NOTHING` and row counts — because an error would abort the writer's whole group transaction.
@@ -7,6 +8,7 @@
 use tokio_postgres::{GenericClient, Row};
 use trailkeep_core::{OrgId, ProjectId};
 use trailkeep_store::orgs::{AdminChange, AdminError, MemberRecord, MemberStatus, OrgRecord, ProjectRecord, Role};
+use trailkeep_store::retention::LegalHold;
 
 fn found(changed: u64) -> Result<(), AdminError> {
     if changed == 1 { Ok(()) } else { Err(AdminError::NotFound) }
@@ -112,9 +114,39 @@ pub async fn apply(
         AdminChange::RemoveMember { org, email } => {
             found(tx.execute("DELETE FROM members WHERE org_id = $1 AND email = $2", &[&org.as_str(), email]).await?)
         }
-        AdminChange::SetRetention { .. } | AdminChange::PlaceHold(_) | AdminChange::LiftHold { .. } => {
-            Err(AdminError::Failed(crate::unsupported("retention settings and legal holds")))
+        AdminChange::SetRetention { org, retention, at } => {
+            let json = match retention.as_ref().map(serde_json::to_string).transpose() {
+                Ok(json) => json,
+                Err(e) => return Ok(Err(AdminError::Failed(e.to_string()))),
+            };
+            found(
+                tx.execute(
+                    "UPDATE orgs SET retention = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL",
+                    &[&org.as_str(), &json, at],
+                )
+                .await?,
+            )
         }
+        AdminChange::PlaceHold(h) => {
+            if !live_org(tx, &h.org).await? {
+                return Ok(Err(AdminError::NotFound));
+            }
+            created(
+                tx.execute(
+                    "INSERT INTO legal_holds (id, org_id, actor, from_ms, to_ms, reason, placed_at, placed_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    &[&h.id, &h.org.as_str(), &h.actor, &h.from, &h.to, &h.reason, &h.placed_at, &h.placed_by],
+                )
+                .await?,
+            )
+        }
+        AdminChange::LiftHold { org, id, at } => found(
+            tx.execute(
+                "UPDATE legal_holds SET lifted_at = $3 WHERE org_id = $1 AND id = $2 AND lifted_at IS NULL",
+                &[&org.as_str(), id, at],
+            )
+            .await?,
+        ),
     })
 }
 
@@ -160,9 +192,10 @@ pub fn org_from_row(r: &Row) -> Result<OrgRecord, Damaged> {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         deleted_at: r.get("deleted_at"),
-        // Setting an organisation's own retention is not supported by this engine yet (it is refused),
-        // so every organisation follows its plan.
-        retention: None,
+        retention: r
+            .get::<_, Option<&str>>("retention")
+            .map(|json| serde_json::from_str(json).map_err(|_| Damaged::new("retention", json)))
+            .transpose()?,
     })
 }
 
@@ -191,4 +224,23 @@ pub fn member_from_row(r: &Row) -> Result<MemberRecord, Damaged> {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     })
+}
+
+pub fn hold_from_row(r: &Row) -> Result<LegalHold, Damaged> {
+    Ok(LegalHold {
+        id: r.get("id"),
+        org: parsed("organisation id", r.get("org_id"))?,
+        actor: r.get("actor"),
+        from: r.get("from_ms"),
+        to: r.get("to_ms"),
+        reason: r.get("reason"),
+        placed_at: r.get("placed_at"),
+        placed_by: r.get("placed_by"),
+        lifted_at: r.get("lifted_at"),
+    })
+}
+
+/// The organisation's legal holds, lifted ones included, oldest first.
+pub async fn list_holds(client: &impl GenericClient, org: &str) -> Result<Vec<Row>, tokio_postgres::Error> {
+    client.query("SELECT * FROM legal_holds WHERE org_id = $1 ORDER BY placed_at, id", &[&org]).await
 }

@@ -425,7 +425,7 @@ pub async fn read_receipt(
 }
 
 /// The receipts of seq `from..=to` of `org`, each with whatever payloads the events table holds under its
-/// seq.
+/// seq and, for an event retention deleted, the seq of the `retention.deleted` event recording it.
 pub async fn read_sealed(
     client: &impl GenericClient,
     org: &str,
@@ -434,12 +434,20 @@ pub async fn read_sealed(
 ) -> Result<Vec<SealedEvent>, FollowError> {
     let rows = client
         .query(
-            "SELECT r.seq, r.id, r.received_at, r.leaf, e.payload FROM receipts r \
+            "SELECT r.seq, r.id, r.received_at, r.leaf, e.payload, p.by_seq FROM receipts r \
              LEFT JOIN events e ON e.org_id = r.org_id AND e.seq = r.seq \
+             LEFT JOIN pruned p ON p.org_id = r.org_id AND p.seq = r.seq \
              WHERE r.org_id = $1 AND r.seq BETWEEN $2 AND $3 ORDER BY r.seq, e.received_at, e.id",
             &[&org, &(from.min(i64::MAX as u64) as i64), &(to.min(i64::MAX as u64) as i64)],
         )
         .await?;
-    // Retention does not prune on this engine yet, so no payload is missing by its hand.
-    rows.iter().map(|r| Ok(SealedEvent { receipt: receipt_from_row(r)?, payload: r.get(4), pruned_by: None })).collect()
+    rows.iter()
+        .map(|r| {
+            Ok(SealedEvent {
+                receipt: receipt_from_row(r)?,
+                payload: r.get(4),
+                pruned_by: r.get::<_, Option<i64>>(5).map(|s| s as u64),
+            })
+        })
+        .collect()
 }

@@ -4,8 +4,9 @@
 //! Each node has one writer task that group-commits every write ([`writer`]), a pool of connections for
 //! reads ([`read`]), and two followers that one node of the deployment at a time runs, elected through
 //! advisory locks ([`follow`]): the sealer, which builds each organisation's Merkle tree and signs its
-//! checkpoints ([`ledger`]), and the full-text indexer ([`indexer`]). The schema, its migrations and its
-//! row-level security are in [`schema`].
+//! checkpoints ([`ledger`]), and the full-text indexer ([`indexer`]). Retention's deletion runs in the
+//! writer, one bounded pass at a time ([`sweep`]). The schema, its migrations and its row-level security
+//! are in [`schema`].
 //!
 //! The store connects as a role that owns nothing and cannot bypass row-level security; every
 //! transaction names the organisations it may see in `trailkeep.org`. Migrations run as the owner, from
@@ -21,6 +22,7 @@ pub mod read;
 pub mod row;
 pub mod schema;
 pub mod sessions;
+pub mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
@@ -113,11 +115,6 @@ pub enum FollowError {
     Damaged(String),
     #[error("signing a checkpoint failed: {0}")]
     Sign(String),
-}
-
-/// The answer of a method this engine does not implement yet: an error, never a pretended success.
-pub(crate) fn unsupported(what: &str) -> String {
-    format!("{what} are not yet supported by the PostgreSQL store")
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -559,17 +556,25 @@ impl Store for PostgresStore {
         .await
     }
 
-    // Retention (not implemented on this engine yet)
+    // Retention
 
-    async fn list_holds(&self, _org: &OrgId) -> Result<Vec<trailkeep_store::retention::LegalHold>, StoreError> {
-        Err(StoreError(unsupported("legal holds")))
+    async fn list_holds(&self, org: &OrgId) -> Result<Vec<trailkeep_store::retention::LegalHold>, StoreError> {
+        let org = org.to_string();
+        self.read_org(&org.clone(), move |tx| {
+            Box::pin(async move {
+                let rows = admin::list_holds(tx, &org).await.map_err(sql)?;
+                rows.iter().map(admin::hold_from_row).collect::<Result<_, _>>().map_err(damaged)
+            })
+        })
+        .await
     }
 
     async fn sweep(
         &self,
-        _request: trailkeep_store::retention::SweepRequest,
+        request: trailkeep_store::retention::SweepRequest,
     ) -> Result<trailkeep_store::retention::SweepOutcome, StoreError> {
-        Err(StoreError(unsupported("retention sweeps")))
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::Sweep(request, tx), rx).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

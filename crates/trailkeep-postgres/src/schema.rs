@@ -18,12 +18,17 @@
 //! have events to seal or index — go through `SECURITY DEFINER` functions owned by the owner, each with
 //! one narrow purpose. So does full-text search: the `@@` operator is not leakproof, so behind a policy
 //! PostgreSQL would not use the GIN index; `tk_search` checks the caller's setting itself and then does.
+//! And so does retention's deletion, since the role may not delete events: `tk_prune` deletes only sealed
+//! events of the caller's organisation that no legal hold keeps, once the `retention.deleted` event
+//! recording them is in the log, and marks them pruned.
 //!
 //! **Partitions.** `events` and `event_search` are partitioned by month of `received_at`: the server's
 //! clock, so the partition an insert needs is always the current month's, created ahead of need by
-//! `tk_ensure_partitions` (at migration, at start and daily); and retention, which expires events by when
-//! they were stored, can drop whole partitions. `occurred_at` is the client's clock and may lie anywhere
-//! in the validation window, so partitions by it could not all be created ahead. Primary keys of a
+//! `tk_ensure_partitions` (at migration, at start and daily), and a past month never receives another
+//! row. `occurred_at` is the client's clock and may lie anywhere in the validation window, so partitions
+//! by it could not all be created ahead. Retention deletes rows rather than dropping partitions: a month
+//! holds every organisation's events, due at different times under different rules and holds (see
+//! docs/postgres.md). Primary keys of a
 //! partitioned table must hold the partition key, so `(org_id, seq)` and `(org_id, id)` are unique by
 //! construction — seqs are assigned under the organisation's counter lock, client ids checked under it —
 //! rather than by a unique index; the receipts, which are not partitioned, do enforce `(org_id, seq)`.
@@ -43,7 +48,8 @@ pub const MONTHS_AHEAD: i32 = 3;
 const MIGRATION_LOCK: i64 = 0x5452_4b4c_4d49_4752; // "TRKLMIGR"
 
 /// One migration per entry; never edit a released entry, append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE FUNCTION tk_orgs() RETURNS text[] LANGUAGE sql STABLE
     AS $$ SELECT string_to_array(current_setting('trailkeep.org', true), ',') $$;
 CREATE FUNCTION tk_projects() RETURNS text[] LANGUAGE sql STABLE
@@ -324,7 +330,78 @@ BEGIN
     END LOOP;
     RETURN created;
 END $$;
-"#];
+"#,
+    // Retention: an organisation's own retention (its JSON, as the SQLite engine keeps it), legal holds,
+    // and the seqs retention pruned with the seq of the `retention.deleted` event recording each, so
+    // exports and proofs tell a pruned event from a missing one. The service may not delete events; it
+    // prunes through `tk_prune`, which deletes only sealed, unheld events of the transaction's own
+    // organisation, and only once the event recording their deletion is in the log.
+    r#"
+ALTER TABLE orgs ADD COLUMN retention text;
+CREATE TABLE legal_holds (
+    id        text COLLATE "C" PRIMARY KEY,
+    org_id    text COLLATE "C" NOT NULL,
+    actor     text COLLATE "C",
+    from_ms   bigint,
+    to_ms     bigint,
+    reason    text NOT NULL,
+    placed_at bigint NOT NULL,
+    placed_by text NOT NULL,
+    lifted_at bigint
+);
+CREATE INDEX legal_holds_org ON legal_holds (org_id, placed_at);
+CREATE TABLE pruned (
+    org_id text COLLATE "C" NOT NULL,
+    seq    bigint NOT NULL,
+    by_seq bigint NOT NULL,
+    PRIMARY KEY (org_id, seq)
+);
+ALTER TABLE legal_holds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON legal_holds USING (org_id = ANY ((SELECT tk_orgs())::text[]));
+ALTER TABLE pruned ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON pruned USING (org_id = ANY ((SELECT tk_orgs())::text[]));
+
+-- Deletes the events `p_seqs` of `p_org` and their full-text rows, marking each pruned by `p_by`. Refuses
+-- (and so aborts the caller's transaction) unless the organisation is one the caller's setting names,
+-- every event is sealed (its receipt outlives it), none is kept by a legal hold in force, and `p_by` is a
+-- `retention.deleted` event of the same log. Returns how many events it deleted.
+CREATE FUNCTION tk_prune(p_org text, p_seqs bigint[], p_by bigint) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = trailkeep, pg_temp
+    AS $$
+DECLARE
+    deleted bigint;
+BEGIN
+    IF p_org IS NULL OR NOT (p_org = ANY (tk_orgs())) THEN
+        RAISE EXCEPTION 'tk_prune: organisation % is not named by trailkeep.org', p_org;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM events WHERE org_id = p_org AND seq = p_by AND action = 'retention.deleted') THEN
+        RAISE EXCEPTION 'tk_prune: % is not a retention.deleted event of %', p_by, p_org;
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_seqs) s
+               WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.org_id = p_org AND r.seq = s)) THEN
+        RAISE EXCEPTION 'tk_prune: only sealed events of % can be pruned', p_org;
+    END IF;
+    -- As LegalHold::holds: the actor by id, or by email ignoring ASCII case (lower() under the C
+    -- collation folds ASCII only), and occurred_at within [from, to).
+    IF EXISTS (SELECT 1 FROM events e JOIN legal_holds h ON h.org_id = e.org_id
+               WHERE e.org_id = p_org AND e.seq = ANY (p_seqs) AND h.lifted_at IS NULL
+                 AND (h.actor IS NULL OR e.actor_id = h.actor OR lower(e.actor_email) = lower(h.actor))
+                 AND (h.from_ms IS NULL OR e.occurred_at >= h.from_ms)
+                 AND (h.to_ms IS NULL OR e.occurred_at < h.to_ms)) THEN
+        RAISE EXCEPTION 'tk_prune: a legal hold keeps events of %', p_org;
+    END IF;
+    INSERT INTO pruned (org_id, seq, by_seq) SELECT p_org, s, p_by FROM unnest(p_seqs) s;
+    DELETE FROM event_search WHERE org_id = p_org AND seq = ANY (p_seqs);
+    DELETE FROM events WHERE org_id = p_org AND seq = ANY (p_seqs);
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    -- The recording event counts every seq: each must have been an event row.
+    IF deleted <> cardinality(p_seqs) THEN
+        RAISE EXCEPTION 'tk_prune: % of % events of % were there to delete', deleted, cardinality(p_seqs), p_org;
+    END IF;
+    RETURN deleted;
+END $$;
+"#,
+];
 
 /// The functions the store's role may call; every other function stays the owner's.
 const SERVICE_FUNCTIONS: &[&str] = &[
@@ -340,10 +417,11 @@ const SERVICE_FUNCTIONS: &[&str] = &[
     "tk_search(text, tsquery)",
     "tk_purge_expired(bigint, bigint)",
     "tk_ensure_partitions(integer)",
+    "tk_prune(text, bigint[], bigint)",
 ];
 
 /// What the store's role may do to each table. Events and the ledger are insert-only for it: the service
-/// can add to history but never rewrite it.
+/// can add to history but never rewrite it; retention deletes events only through `tk_prune`.
 const SERVICE_TABLES: &[(&str, &str)] = &[
     ("schema_migrations", "SELECT"),
     ("events", "SELECT, INSERT"),
@@ -360,6 +438,9 @@ const SERVICE_TABLES: &[(&str, &str)] = &[
     ("operators", "SELECT, INSERT"),
     ("projects", "SELECT, INSERT, UPDATE, DELETE"),
     ("members", "SELECT, INSERT, UPDATE, DELETE"),
+    ("legal_holds", "SELECT, INSERT, UPDATE"),
+    // Written only by tk_prune.
+    ("pruned", "SELECT"),
     ("idempotency", "SELECT, INSERT, UPDATE"),
 ];
 

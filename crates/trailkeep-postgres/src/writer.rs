@@ -20,6 +20,10 @@
 //! organisations its requests touch (and `trailkeep.projects` to `*`), so every row it reads or writes
 //! must belong to one of them.
 //!
+//! **Retention.** A retention pass is a write like the others: it runs in the group's transaction, under
+//! its organisation's counter, so the `retention.deleted` event recording it takes the next seq and the
+//! deletion commits with it or not at all (see [`crate::sweep`]).
+//!
 //! A request that fails (rather than being refused) aborts the group's transaction; the group is then
 //! rolled back and each request run again in a transaction of its own, so one bad request does not sink
 //! its neighbours. A lost connection fails the whole group without a second attempt: whether its
@@ -35,7 +39,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
 use trailkeep_core::{NewEvent, OrgId};
-use trailkeep_store::orgs::{AdminError, AdminWrite};
+use trailkeep_store::orgs::{AdminChange, AdminError, AdminWrite};
+use trailkeep_store::retention::{SweepOutcome, SweepRequest, deleted_event, ranges};
 use trailkeep_store::{Ack, ApiKeyRecord, AppendError, AppendOutcome, AppendRequest, IdempotencyClaim, StoreError};
 
 use crate::row::EventRows;
@@ -57,6 +62,8 @@ pub enum WriteOp {
     Admin(AdminWrite, oneshot::Sender<Result<(), AdminError>>),
     /// A portal link, session or operator change; answers whether it happened.
     Session(SessionWrite, oneshot::Sender<Result<bool, StoreError>>),
+    /// One pass of retention over an organisation.
+    Sweep(SweepRequest, oneshot::Sender<Result<SweepOutcome, StoreError>>),
 }
 
 /// How much one group commit may take on.
@@ -73,7 +80,11 @@ fn now_ms() -> i64 {
 fn op_events(op: &WriteOp) -> usize {
     match op {
         WriteOp::Append(req, _) => req.events.len(),
-        WriteOp::CreateKey(..) | WriteOp::RevokeKey(..) | WriteOp::Admin(..) | WriteOp::Session(..) => 1,
+        WriteOp::CreateKey(..)
+        | WriteOp::RevokeKey(..)
+        | WriteOp::Admin(..)
+        | WriteOp::Session(..)
+        | WriteOp::Sweep(..) => 1,
     }
 }
 
@@ -84,6 +95,7 @@ enum OpResult {
     Revoke(bool),
     Admin(Result<(), AdminError>),
     Session(bool),
+    Sweep(Result<SweepOutcome, StoreError>),
 }
 
 /// Why a group did not commit.
@@ -272,6 +284,8 @@ impl Writer {
                 (WriteOp::Admin(_, tx), r) => drop(tx.send(r.map(|_| ()).map_err(AdminError::Failed))),
                 (WriteOp::Session(_, tx), Ok(OpResult::Session(done))) => drop(tx.send(Ok(done))),
                 (WriteOp::Session(_, tx), r) => drop(tx.send(r.map(|_| false).map_err(StoreError))),
+                (WriteOp::Sweep(_, tx), Ok(OpResult::Sweep(r))) => drop(tx.send(r)),
+                (WriteOp::Sweep(_, tx), r) => drop(tx.send(r.map(|_| SweepOutcome::default()).map_err(StoreError))),
                 (WriteOp::Append(_, tx), Ok(_)) => {
                     drop(tx.send(Err(AppendError::Failed("internal error: mismatched result".into()))))
                 }
@@ -306,6 +320,10 @@ impl Writer {
         }
         let counted: Vec<String> = plan.counters.iter().cloned().collect();
         group.lock(&counted).await?;
+        if !plan.sweeps.is_empty() {
+            let sweeps: Vec<String> = plan.sweeps.iter().cloned().collect();
+            crate::sweep::lock_index_heads(&tx, &sweeps).await?;
+        }
         let mut results = Vec::with_capacity(ops.len());
         for (op, lookup) in ops.iter().zip(&lookups) {
             results.push(group.apply(op, lookup.as_deref()).await?);
@@ -340,6 +358,8 @@ struct Plan {
     counters: BTreeSet<String>,
     /// The idempotency keys' lock ids, sorted and unique.
     claims: Vec<i32>,
+    /// The organisations retention passes run over.
+    sweeps: BTreeSet<String>,
 }
 
 impl Plan {
@@ -347,6 +367,9 @@ impl Plan {
         let mut counters = BTreeSet::new();
         let mut orgs = BTreeSet::new();
         let mut claims = Vec::new();
+        // Organisations whose counters retention work locks whatever its events.
+        let mut retention = BTreeSet::new();
+        let mut sweeps = BTreeSet::new();
         let mut event = |e: &NewEvent| {
             counters.insert(e.organization_id.to_string());
         };
@@ -365,7 +388,16 @@ impl Plan {
                 WriteOp::RevokeKey(_, _, audit, _) => audit.iter().for_each(&mut event),
                 WriteOp::Admin(write, _) => {
                     orgs.insert(write.change.org().to_string());
+                    // Placing or lifting a hold takes the organisation's counter, as a retention pass
+                    // does, so a pass on another node sees every hold committed before it.
+                    if matches!(write.change, AdminChange::PlaceHold(_) | AdminChange::LiftHold { .. }) {
+                        retention.insert(write.change.org().to_string());
+                    }
                     event(&write.audit);
+                }
+                WriteOp::Sweep(req, _) => {
+                    retention.insert(req.org.to_string());
+                    sweeps.insert(req.org.to_string());
                 }
                 WriteOp::Session(write, _) => {
                     match &write.change {
@@ -384,6 +416,7 @@ impl Plan {
                 }
             }
         }
+        counters.extend(retention);
         // An organisation's first event creates it, recorded in the platform's log.
         if counters.iter().any(|o| !o.starts_with('_') && !known.contains(o)) {
             counters.insert(PLATFORM.to_owned());
@@ -391,7 +424,7 @@ impl Plan {
         orgs.extend(counters.iter().cloned());
         claims.sort_unstable();
         claims.dedup();
-        Plan { orgs, counters, claims }
+        Plan { orgs, counters, claims, sweeps }
     }
 }
 
@@ -547,7 +580,35 @@ impl Group<'_> {
                 }
                 OpResult::Session(changed)
             }
+            WriteOp::Sweep(req, _) => OpResult::Sweep(self.sweep(req).await?),
         })
+    }
+
+    /// One retention pass: picks what is due, records the pass in the organisation's log and prunes.
+    async fn sweep(&mut self, req: &SweepRequest) -> Result<Result<SweepOutcome, StoreError>, tokio_postgres::Error> {
+        let pass = match crate::sweep::plan(self.tx, req).await {
+            Ok(pass) => pass,
+            Err(crate::sweep::SweepError::Sql(e)) => return Err(e),
+            Err(crate::sweep::SweepError::Damaged(e)) => return Ok(Err(StoreError(e.to_string()))),
+        };
+        if pass.seqs.is_empty() {
+            return Ok(Ok(pass.outcome()));
+        }
+        let count = pass.seqs.len() as u64;
+        let event = deleted_event(
+            &req.org,
+            &ranges(pass.seqs.clone()),
+            count,
+            crate::sweep::default_cutoff(req),
+            &req.policy,
+            req.now,
+        );
+        let recorded = self.append(&AppendRequest { events: vec![event], idempotency: None }).await?;
+        let Some(ack) = recorded.ok().and_then(|o| o.acks.first().copied()) else {
+            return Ok(Err(StoreError("recording the retention.deleted event failed".into())));
+        };
+        let deleted = crate::sweep::prune(self.tx, req.org.as_str(), &pass.seqs, ack.seq).await?;
+        Ok(Ok(SweepOutcome { deleted, held: pass.held, event_seq: Some(ack.seq), next: pass.next }))
     }
 
     async fn audit(&mut self, event: Option<&NewEvent>) -> Result<(), tokio_postgres::Error> {

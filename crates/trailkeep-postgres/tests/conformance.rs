@@ -16,7 +16,5 @@ async fn postgres_store() -> Fixture {
     (Arc::new(store), Box::new(database))
 }
 
-// The whole suite. Retention (`sweep`, legal holds, an organisation's own retention) is not implemented
-// on this engine yet and answers "not yet supported by the PostgreSQL store"; the suite has no test of
-// it so far.
+// The whole suite, retention and legal holds included.
 trailkeep_store::store_conformance_tests!(postgres_store);

@@ -1,6 +1,6 @@
 //! Behaviour particular to the PostgreSQL engine, through the store: row-level security over the rows a
-//! real store wrote, history the service role cannot rewrite, several nodes on one database, full-text
-//! search and reopening.
+//! real store wrote, history the service role cannot rewrite (nor prune but through retention's rules),
+//! several nodes on one database, full-text search and reopening.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +43,24 @@ async fn sealed(store: &dyn Store, org_name: &str, size: u64) -> StoredCheckpoin
     panic!("no checkpoint of {org_name} covered {size} events within a few seconds");
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// One pass over `org_name` at `now` on a plan of 30 days, under a checkpoint of `max_seq`.
+fn sweep_request(org_name: &str, now: i64, max_seq: u64, batch: usize) -> trailkeep_store::retention::SweepRequest {
+    trailkeep_store::retention::SweepRequest {
+        org: org(org_name),
+        now,
+        plan_days: 30,
+        retention: Default::default(),
+        max_seq,
+        batch,
+        policy: "plan pro: 30 days".into(),
+        after: None,
+    }
+}
+
 /// The tenant tables and the column naming each row's organisation.
 const TENANT_TABLES: &[(&str, &str)] = &[
     ("events", "org_id"),
@@ -58,6 +76,8 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("receipts", "org_id"),
     ("tree_nodes", "org_id"),
     ("checkpoints", "org_id"),
+    ("legal_holds", "org_id"),
+    ("pruned", "org_id"),
 ];
 
 #[tokio::test]
@@ -128,7 +148,23 @@ async fn under_the_service_role_raw_sql_sees_no_row_without_the_setting_and_only
         };
         let start = SessionStart::PortalLink { link: [name.as_bytes()[0] + 1; 32], now: 2 };
         assert!(store.start_session(session, start, new_event(name, "session.started", 2)).await.unwrap());
-        sealed(&store, name, 8).await;
+        let hold = trailkeep_store::retention::LegalHold {
+            id: format!("hold_{name}"),
+            org: org(name),
+            actor: Some("nobody".into()),
+            from: None,
+            to: None,
+            reason: "case".into(),
+            placed_at: 3,
+            placed_by: format!("key_{name}"),
+            lifted_at: None,
+        };
+        let now = now_ms();
+        store.apply_admin(AdminChange::PlaceHold(hold), new_event(name, "legal_hold.placed", now)).await.unwrap();
+        sealed(&store, name, 9).await;
+        // One pass of one event: seq 1, the oldest, is pruned.
+        let outcome = store.sweep(sweep_request(name, now, 9, 1)).await.unwrap();
+        assert_eq!((outcome.deleted, outcome.event_seq), (1, Some(10)));
     }
     // The last passes of the indexer and the sealer run at shutdown: every derived table has rows.
     store.shutdown().await;
@@ -188,6 +224,9 @@ async fn the_service_role_can_add_to_history_but_never_rewrite_it() {
         "UPDATE receipts SET leaf = '\\x00'",
         "DELETE FROM tree_nodes",
         "DELETE FROM checkpoints",
+        "DELETE FROM pruned",
+        "INSERT INTO pruned VALUES ('a', 1, 1)",
+        "DELETE FROM legal_holds",
         "TRUNCATE events",
         "ALTER TABLE events DISABLE ROW LEVEL SECURITY",
     ] {
@@ -300,4 +339,95 @@ async fn a_reopened_store_continues_the_sequence_and_full_text_finds_words_as_sq
     let other = ReadScope::org(org("b"));
     assert!(store.list_events(&other, &search("zebra")).await.unwrap().events.is_empty());
     store.shutdown().await;
+}
+
+#[tokio::test]
+async fn retention_prunes_only_through_tk_prune_and_takes_the_full_text_rows_with_the_events() {
+    let database = cluster().database().unwrap();
+    let store = open(&database).await;
+    // Three old events, the first kept by a hold on its actor.
+    let mut events: Vec<_> = (1..=3)
+        .map(|i| {
+            let mut e = new_event("a", "x.y", i);
+            e.description = Some(format!("zebra number {i}"));
+            e
+        })
+        .collect();
+    events[0].actor = Some(trailkeep_core::Actor {
+        actor_type: trailkeep_core::ActorType::User,
+        id: Some("held".into()),
+        name: None,
+        email: None,
+    });
+    store.append(AppendRequest { events, idempotency: None }).await.unwrap();
+    let hold = trailkeep_store::retention::LegalHold {
+        id: "hold_1".into(),
+        org: org("a"),
+        actor: Some("held".into()),
+        from: None,
+        to: None,
+        reason: "case".into(),
+        placed_at: 1,
+        placed_by: "key_1".into(),
+        lifted_at: None,
+    };
+    let now = now_ms();
+    let change = trailkeep_store::orgs::AdminChange::PlaceHold(hold);
+    store.apply_admin(change, new_event("a", "legal_hold.placed", now)).await.unwrap();
+    let scope = ReadScope::org(org("a"));
+    let zebra = EventQuery {
+        filter: Filter { terms: vec![Term { negated: false, predicate: Predicate::Text("zebra".into()) }] },
+        ..everything(10)
+    };
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = store.list_events(&scope, &zebra).await.unwrap().events.iter().map(|e| e.seq).collect();
+        if found.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(found, vec![1, 2, 3], "indexed before the pass");
+    sealed(&store, "a", 4).await;
+
+    let outcome = store.sweep(sweep_request("a", now, 4, 100)).await.unwrap();
+    assert_eq!((outcome.deleted, outcome.held, outcome.event_seq), (2, 1, Some(5)));
+    store.shutdown().await;
+
+    // The pruned events' full-text rows went with them, and the indexer's last pass did not bring them back.
+    let owner = database.connect(OWNER_ROLE).await.unwrap();
+    owner.batch_execute("SET search_path = trailkeep").await.unwrap();
+    let count = |sql: &'static str| {
+        let owner = &owner;
+        async move { owner.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM events WHERE org_id = 'a' AND seq IN (2, 3)").await, 0);
+    assert_eq!(count("SELECT count(*) FROM event_search WHERE org_id = 'a' AND seq IN (2, 3)").await, 0);
+    assert_eq!(count("SELECT count(*) FROM event_search WHERE org_id = 'a' AND seq = 1").await, 1, "held");
+    assert_eq!(count("SELECT count(*) FROM pruned WHERE org_id = 'a' AND seq IN (2, 3) AND by_seq = 5").await, 2);
+
+    // The service role cannot prune outside those rules, even by calling tk_prune itself.
+    let mut service = database.connect(SERVICE_ROLE).await.unwrap();
+    service.batch_execute("SET search_path = trailkeep").await.unwrap();
+    for (setting, call, why) in [
+        ("a", "SELECT tk_prune('a', ARRAY[1]::int8[], 5)", "legal hold"),
+        ("a", "SELECT tk_prune('a', ARRAY[99]::int8[], 5)", "only sealed events"),
+        ("a", "SELECT tk_prune('a', ARRAY[4]::int8[], 4)", "not a retention.deleted event"),
+        ("a", "SELECT tk_prune('a', ARRAY[2]::int8[], 5)", "duplicate key"),
+        ("b", "SELECT tk_prune('a', ARRAY[4]::int8[], 5)", "not named by trailkeep.org"),
+        ("", "SELECT tk_prune('a', ARRAY[4]::int8[], 5)", "not named by trailkeep.org"),
+    ] {
+        let tx = service.transaction().await.unwrap();
+        tx.execute(
+            "SELECT set_config('trailkeep.org', $1, true), set_config('trailkeep.projects', '*', true)",
+            &[&setting],
+        )
+        .await
+        .unwrap();
+        let refused = tx.batch_execute(call).await.expect_err(call);
+        let message = refused.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+        assert!(message.contains(why), "{call} under {setting:?}: {message}");
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(count("SELECT count(*) FROM events WHERE org_id = 'a'").await, 3, "seqs 1, 4 and 5 are left");
 }

@@ -19,6 +19,8 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("receipts", "org_id"),
     ("tree_nodes", "org_id"),
     ("checkpoints", "org_id"),
+    ("legal_holds", "org_id"),
+    ("pruned", "org_id"),
 ];
 
 /// One row of `org` in every tenant table.
@@ -37,7 +39,9 @@ fn rows_of(org: &str, n: u8) -> String {
          INSERT INTO sessions VALUES ('\\x{n:02x}', 'ses_{org}', 'ada@{org}.test', NULL, 'admin', '{org}', '{{}}', NULL, true, 1, 2, NULL);
          INSERT INTO receipts VALUES ('{org}', 1, gen_random_uuid(), 1, '\\x00');
          INSERT INTO tree_nodes VALUES ('{org}', 1, 0, '\\x00');
-         INSERT INTO checkpoints VALUES ('{org}', 1, '\\x00', 'note', 1);"
+         INSERT INTO checkpoints VALUES ('{org}', 1, '\\x00', 'note', 1);
+         INSERT INTO legal_holds VALUES ('hold_{org}', '{org}', NULL, NULL, NULL, 'case', 1, 'key_{org}', NULL);
+         INSERT INTO pruned VALUES ('{org}', 2, 1);"
     )
 }
 
