@@ -6,6 +6,7 @@ mod crash;
 mod dashboard;
 mod exports;
 mod helpers;
+mod hostile;
 mod http;
 mod ingest;
 mod isolation;
