@@ -555,7 +555,7 @@ fn transport_cases() -> Vec<Case> {
     };
     let many: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
     vec![
-        raw("a NUL in the request line", format!("GET /v1/events\0 HTTP/1.1\r\nhost: t\r\n\r\n"), Expect::Bare(400)),
+        raw("a NUL in the request line", "GET /v1/events\0 HTTP/1.1\r\nhost: t\r\n\r\n", Expect::Bare(400)),
         raw("a space in the path", "GET /v1/ev ents HTTP/1.1\r\nhost: t\r\n\r\n", Expect::Bare(400)),
         raw(
             "a bare CR inside a header",
@@ -581,7 +581,7 @@ fn transport_cases() -> Vec<Case> {
         raw(
             "both Content-Length and chunked",
             with(
-                &format!("content-length: 5\r\ntransfer-encoding: chunked\r\n"),
+                "content-length: 5\r\ntransfer-encoding: chunked\r\n",
                 &format!("{:x}\r\n{bad}\r\n0\r\n\r\n", bad.len()),
             ),
             // The chunked body is the one read (and refused); the Content-Length is ignored.
