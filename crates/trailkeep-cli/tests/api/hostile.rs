@@ -1183,6 +1183,84 @@ async fn every_query_of_the_fuzz_corpus_and_its_mutations_is_answered_by_the_rea
     app.stop().await;
 }
 
+/// The event corpus of the fuzzer and 1,000 seeded mutations of it, sent by an `acme` key to the real
+/// server: each body is stored whole (201, every event acknowledged) or refused with a 4xx and the
+/// envelope, never a 5xx; afterwards the log holds exactly what was acknowledged, every accepted event is
+/// sealed, and the bundle of the whole log verifies offline — whatever odd but valid content it holds.
+#[tokio::test]
+async fn every_event_of_the_fuzz_corpus_and_its_mutations_is_stored_whole_or_refused_and_the_log_verifies() {
+    let app = spawn_app().await;
+    let acme = app.org_client("acme", &["events:write", "events:read"]).await;
+    let baseline = app.admin.list_all_events(&[("organization_id", "acme")]).await.unwrap().len();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/event");
+    let mut bodies: Vec<Vec<u8>> =
+        std::fs::read_dir(&dir).expect("the event corpus").map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
+    bodies.sort();
+    let target = trailkeep_fuzz::by_name("event").unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(20_261_123);
+    let corpus = bodies.clone();
+    for i in 0..1_000 {
+        let mut body = corpus[i % corpus.len()].clone();
+        trailkeep_fuzz::mutate::mutate(&mut rng, &mut body, 1 + i % 4, target.dictionary(), &corpus, 64 * 1024);
+        bodies.push(body);
+    }
+    let (mut acknowledged, mut refused) = (0, 0);
+    for body in &bodies {
+        let r = acme
+            .raw(
+                trailkeep_client::Method::POST,
+                "/v1/events",
+                Some(body.clone()),
+                &[("content-type", "application/json")],
+            )
+            .await
+            .unwrap();
+        let answer: Value =
+            r.json().unwrap_or_else(|e| panic!("{} is not JSON ({e}) for {}", r.status, String::from_utf8_lossy(body)));
+        match r.status {
+            201 => acknowledged += answer["events"].as_array().map_or(0, Vec::len),
+            400..=499 => {
+                assert!(answer["error"]["code"].is_string(), "{answer}");
+                refused += 1;
+            }
+            other => panic!("answered {other}: {answer} for {}", String::from_utf8_lossy(body)),
+        }
+    }
+    assert!(acknowledged > 0 && refused > 0, "{acknowledged} acknowledged, {refused} refused");
+    let stored = app.admin.list_all_events(&[("organization_id", "acme"), ("limit", "1000")]).await.unwrap();
+    assert_eq!(stored.len(), baseline + acknowledged, "the log holds exactly what was acknowledged");
+
+    // Every event sealed, and the bundle of the whole log verifies.
+    let size = stored.len() as u64;
+    let mut checkpoint = Value::Null;
+    for _ in 0..800 {
+        let r = app.admin.raw(trailkeep_client::Method::GET, "/v1/checkpoint?organization_id=acme", None, &[]).await;
+        checkpoint = r.unwrap().json().unwrap_or(Value::Null);
+        if checkpoint["size"].as_u64().is_some_and(|n| n >= size) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(checkpoint["size"].as_u64().is_some_and(|n| n >= size), "not sealed: {checkpoint}");
+    let key = trailkeep_core::checkpoint::Verifier::parse(app.admin.checkpoint_key().await.unwrap().trim()).unwrap();
+    let mut bundle = Vec::new();
+    app.admin
+        .download("/v1/bundle?organization_id=acme", |chunk| {
+            bundle.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut verifier = trailkeep_core::bundle::BundleVerifier::new(vec![key], None);
+    for line in String::from_utf8(bundle).unwrap().lines() {
+        verifier.line(line).unwrap();
+    }
+    let report = verifier.finish().unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert!(report.verified >= size, "{} verified of {size}", report.verified);
+    app.stop().await;
+}
+
 fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len());
     let mut i = 0;
