@@ -553,7 +553,7 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
         }
     };
 
-    let ai = raw.ai.map(|ai| validate_ai(ai, &field)).transpose()?;
+    let ai = raw.ai.map(|ai| validate_ai(ai, limits, &field)).transpose()?;
 
     Ok(NewEvent {
         id,
@@ -575,7 +575,44 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
     })
 }
 
-fn validate_ai(ai: AiRecord, field: &dyn Fn(&str) -> String) -> Result<AiRecord, ValidationError> {
+fn validate_ai(ai: AiRecord, limits: &Limits, field: &dyn Fn(&str) -> String) -> Result<AiRecord, ValidationError> {
+    // Names and ids are short strings like the event's own; the error message is text like its
+    // description; prompts and responses are bounded only by the event's size.
+    let short = [
+        ("ai.provider", &ai.provider),
+        ("ai.model", &ai.model),
+        ("ai.api_key_id", &ai.api_key_id),
+        ("ai.user_id", &ai.user_id),
+        ("ai.session_id", &ai.session_id),
+    ];
+    for (name, value) in short {
+        match value {
+            Some(v) if v.len() > limits.max_short_string => {
+                return Err(ValidationError::new(
+                    ErrorKind::TooLarge,
+                    "field_too_long",
+                    field(name),
+                    format!("must be at most {} bytes", limits.max_short_string),
+                ));
+            }
+            Some(v) if v.is_empty() => {
+                return Err(ValidationError::invalid(
+                    "empty_field",
+                    field(name),
+                    "must not be empty; leave the field out instead",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if ai.error.as_ref().is_some_and(|e| e.len() > limits.max_text) {
+        return Err(ValidationError::new(
+            ErrorKind::TooLarge,
+            "field_too_long",
+            field("ai.error"),
+            format!("must be at most {} bytes", limits.max_text),
+        ));
+    }
     if let Some(cost) = ai.cost_usd
         && !(cost.is_finite() && cost >= 0.0)
     {
@@ -609,6 +646,7 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: i64 = 1_780_000_000_000;
 
@@ -680,6 +718,27 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    /// Found by the hostile-input catalogue: the AI block's names and ids had no bounds, unlike the
+    /// event's own short strings.
+    #[test]
+    fn the_ai_blocks_names_and_ids_are_short_strings() {
+        let long = "m".repeat(1025);
+        for (ai, code, field) in [
+            (json!({"model": long}), "field_too_long", "ai.model"),
+            (json!({"provider": ""}), "empty_field", "ai.provider"),
+            (json!({"api_key_id": long}), "field_too_long", "ai.api_key_id"),
+            (json!({"user_id": ""}), "empty_field", "ai.user_id"),
+            (json!({"session_id": long}), "field_too_long", "ai.session_id"),
+            (json!({"error": "e".repeat(17 * 1024)}), "field_too_long", "ai.error"),
+        ] {
+            let body = json!({"organization_id": "acme", "action": "ai.request", "ai": ai}).to_string();
+            let (_, got_code, got_field) = err(&body);
+            assert_eq!((got_code, got_field.as_str()), (code, field), "{body}");
+        }
+        let prompt = json!({"organization_id": "acme", "action": "ai.request", "ai": {"prompt": "p".repeat(100_000)}});
+        assert!(parse(&prompt.to_string()).is_ok(), "a prompt is bounded by the event's size only");
     }
 
     #[test]

@@ -192,6 +192,31 @@ fn ingest_cases() -> Vec<Case> {
             "invalid_field",
             "targets[0]",
         ),
+        ingest(ev(json!({"description": "d".repeat(300 * 1024)}))).err(
+            "an event of 300 KiB",
+            413,
+            "event_too_large",
+            "",
+        ),
+        ingest(ev(json!({"metadata": {"blob": "m".repeat(70 * 1024)}}))).err(
+            "70 KiB of metadata",
+            413,
+            "metadata_too_large",
+            "metadata",
+        ),
+        ingest(format!("{{\"events\":[{}]}}", vec![ev(json!({})); 1001].join(","))).err(
+            "1,001 events in one batch",
+            413,
+            "batch_too_large",
+            "events",
+        ),
+        ingest(ev(json!({"ai": {"model": "m".repeat(2048)}}))).err(
+            "a 2 KiB model name",
+            413,
+            "field_too_long",
+            "ai.model",
+        ),
+        ingest(ev(json!({"ai": {"provider": ""}}))).err("an empty provider", 422, "empty_field", "ai.provider"),
         // Encodings.
         ingest(b"{\"organization_id\":\"acme\",\"action\":\"a.b\",\"metadata\":{\"\xff\":1}}").err(
             "invalid UTF-8 in a metadata key",
@@ -664,6 +689,7 @@ fn path_cases() -> Vec<Case> {
         ),
         req("DELETE", "/v1/events").err("DELETE on the event log", 405, "method_not_allowed", ""),
         req("TRACE", "/v1/events").err("TRACE", 405, "method_not_allowed", ""),
+        req("OPTIONS", "/v1/events").err("OPTIONS", 405, "method_not_allowed", ""),
         req("PATCH", format!("/v1/events/{EVENT_ID}")).err("PATCH on an event", 405, "method_not_allowed", ""),
         req("DELETE", format!("/v1/events/{EVENT_ID}?organization_id=acme")).err(
             "DELETE on an event",
