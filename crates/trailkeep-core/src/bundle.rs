@@ -903,7 +903,11 @@ impl BundleVerifier {
         if !range {
             let proof = proof.as_deref().ok_or_else(|| malformed(line, "a selection entry needs a proof"))?;
             let proof = decode_proof(line, "proof", proof)?;
-            if merkle::verify_inclusion(&leaf, seq - 1, s.checkpoint.size, &proof, &s.checkpoint.root).is_err() {
+            // Seqs count from 1: a seq of 0 names no leaf, so it cannot be in the tree.
+            let included = seq.checked_sub(1).is_some_and(|index| {
+                merkle::verify_inclusion(&leaf, index, s.checkpoint.size, &proof, &s.checkpoint.root).is_ok()
+            });
+            if !included {
                 self.problem(ProblemKind::Inserted, Some(seq), Some(id), "its receipt is not in the signed tree");
                 return Ok(());
             }

@@ -67,6 +67,10 @@ impl Cursor {
             occurred_at: t.parse().map_err(|_| CursorError::Malformed)?,
             seq: s.parse().map_err(|_| CursorError::Malformed)?,
         };
+        // The service's seqs are SQL integers: a larger one was never issued.
+        if cursor.seq > i64::MAX as u64 {
+            return Err(CursorError::Malformed);
+        }
         if found != order {
             return Err(CursorError::WrongOrder);
         }
@@ -85,5 +89,8 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode(), Order::Asc), Err(CursorError::WrongOrder));
         assert_eq!(Cursor::decode("not a cursor", Order::Desc), Err(CursorError::Malformed));
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1dx:1"), Order::Desc), Err(CursorError::Malformed));
+        // A seq no SQL integer holds was never issued.
+        let beyond = URL_SAFE_NO_PAD.encode(format!("1d5:{}", i64::MAX as u64 + 1));
+        assert_eq!(Cursor::decode(&beyond, Order::Desc), Err(CursorError::Malformed));
     }
 }

@@ -113,6 +113,7 @@ impl Outcome {
 
 /// One changed field of an update, with its value before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Change {
     pub field: String,
     #[serde(default)]
@@ -122,6 +123,7 @@ pub struct Change {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct AiUsage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
@@ -133,6 +135,7 @@ pub struct AiUsage {
 
 /// What the platform's security checks found in an AI request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct AiSecurity {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pii_types: Vec<String>,
@@ -146,6 +149,7 @@ pub struct AiSecurity {
 
 /// The AI request block of an event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct AiRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
@@ -324,3 +328,5 @@ impl Event {
         out
     }
 }
+
+crate::object::objects_only!(serialize: Change, AiUsage, AiSecurity, AiRecord);

@@ -144,6 +144,9 @@ impl Filter {
             };
             terms.push(Term { negated: false, predicate });
         }
+        if terms.len() > query::MAX_TERMS {
+            return Err(ParamError::new("q", format!("a filter holds at most {} terms", query::MAX_TERMS)));
+        }
         if froms.iter().any(|f| tos.iter().any(|t| f >= t)) {
             return Err(ParamError::new("from", "must be before `to`"));
         }

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod ids;
 pub mod leaf;
 pub mod merkle;
+mod object;
 pub mod plans;
 pub mod query;
 pub mod time;

@@ -86,7 +86,7 @@ impl ValidationError {
 
 /// The event as sent, before any rule beyond JSON types is checked.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 struct RawEvent<'a> {
     id: Option<String>,
     organization_id: Option<String>,
@@ -109,7 +109,7 @@ struct RawEvent<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 struct RawActor {
     #[serde(rename = "type")]
     actor_type: Option<String>,
@@ -119,7 +119,7 @@ struct RawActor {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 struct RawTarget {
     #[serde(rename = "type")]
     target_type: Option<String>,
@@ -128,7 +128,7 @@ struct RawTarget {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 struct RawContext {
     ip: Option<String>,
     user_agent: Option<String>,
@@ -136,6 +136,14 @@ struct RawContext {
     request_id: Option<String>,
     session_id: Option<String>,
     trace_id: Option<String>,
+}
+
+crate::object::objects_only!(RawActor, RawTarget, RawContext);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawEvent<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RawEvent::deserialize(crate::object::MapOnly(deserializer))
+    }
 }
 
 /// What a request to ingest carries besides its events.
@@ -161,7 +169,7 @@ pub fn parse_batch(body: &[u8], cx: IngestContext<'_>) -> Result<Vec<NewEvent>, 
     let text = std::str::from_utf8(body).map_err(|e| {
         ValidationError::new(ErrorKind::Malformed, "invalid_json", "", format!("the body is not valid UTF-8: {e}"))
     })?;
-    let top: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| {
+    let Members(top) = serde_json::from_str(text).map_err(|e| {
         ValidationError::new(
             ErrorKind::Malformed,
             "invalid_json",
@@ -169,12 +177,14 @@ pub fn parse_batch(body: &[u8], cx: IngestContext<'_>) -> Result<Vec<NewEvent>, 
             format!("the body must be a JSON object (one event, or {{\"events\": [...]}}): {e}"),
         )
     })?;
-    let is_batch = top.contains_key("events");
-    if !is_batch {
+    let Some(&(_, events)) = top.iter().find(|(k, _)| k == "events") else {
         return Ok(vec![parse_event(text, "", cx)?]);
-    }
+    };
     if top.len() > 1 {
-        let extra = top.keys().find(|k| *k != "events").cloned().unwrap_or_default();
+        let Some((extra, _)) = top.iter().find(|(k, _)| k != "events") else {
+            // Two `events` lists: a reader keeping the first and one keeping the last would disagree.
+            return Err(ValidationError::invalid("invalid_field", "events", "duplicate field `events`"));
+        };
         return Err(ValidationError::new(
             ErrorKind::Malformed,
             "unknown_field",
@@ -182,7 +192,7 @@ pub fn parse_batch(body: &[u8], cx: IngestContext<'_>) -> Result<Vec<NewEvent>, 
             format!("unknown field `{extra}`: a batch is {{\"events\": [...]}} and nothing else"),
         ));
     }
-    let raw_events: Vec<&RawValue> = serde_json::from_str(top["events"].get()).map_err(|e| {
+    let raw_events: Vec<&RawValue> = serde_json::from_str(events.get()).map_err(|e| {
         ValidationError::new(
             ErrorKind::Malformed,
             "invalid_json",
@@ -204,6 +214,30 @@ pub fn parse_batch(body: &[u8], cx: IngestContext<'_>) -> Result<Vec<NewEvent>, 
     raw_events.iter().enumerate().map(|(i, raw)| parse_event(raw.get(), &format!("events[{i}]"), cx)).collect()
 }
 
+/// The members of a body's top-level object, in order and with any repeats: a map type would keep only
+/// the last of two `events`.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Entries<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
 /// Whether a body holds a batch, `{"events": [...]}`, rather than one event: the JSON paths of a batch's
 /// events start with `events[i]`. Meant for bodies [`parse_batch`] accepted.
 pub fn is_batch(body: &[u8]) -> bool {
@@ -215,6 +249,8 @@ fn join(prefix: &str, field: &str) -> String {
     match (prefix.is_empty(), field.is_empty()) {
         (true, _) => field.to_owned(),
         (false, true) => prefix.to_owned(),
+        // An index follows its list without a dot: `events[0][1]`.
+        (false, false) if field.starts_with('[') => format!("{prefix}{field}"),
         (false, false) => format!("{prefix}.{field}"),
     }
 }
@@ -497,7 +533,16 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
             match serde_json::from_str::<Value>(raw_meta.get()) {
                 Ok(Value::Object(map)) => map,
                 Ok(Value::Null) => Map::new(),
-                _ => {
+                // A number beyond f64, or nesting deeper than the parser follows.
+                Err(e) => {
+                    return Err(ValidationError::new(
+                        ErrorKind::Malformed,
+                        "invalid_json",
+                        field("metadata"),
+                        strip_position(&e.to_string()).to_owned(),
+                    ));
+                }
+                Ok(_) => {
                     return Err(ValidationError::invalid(
                         "invalid_metadata",
                         field("metadata"),
@@ -508,7 +553,7 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
         }
     };
 
-    let ai = raw.ai.map(|ai| validate_ai(ai, &field)).transpose()?;
+    let ai = raw.ai.map(|ai| validate_ai(ai, limits, &field)).transpose()?;
 
     Ok(NewEvent {
         id,
@@ -530,7 +575,44 @@ pub fn parse_event(text: &str, prefix: &str, cx: IngestContext<'_>) -> Result<Ne
     })
 }
 
-fn validate_ai(ai: AiRecord, field: &dyn Fn(&str) -> String) -> Result<AiRecord, ValidationError> {
+fn validate_ai(ai: AiRecord, limits: &Limits, field: &dyn Fn(&str) -> String) -> Result<AiRecord, ValidationError> {
+    // Names and ids are short strings like the event's own; the error message is text like its
+    // description; prompts and responses are bounded only by the event's size.
+    let short = [
+        ("ai.provider", &ai.provider),
+        ("ai.model", &ai.model),
+        ("ai.api_key_id", &ai.api_key_id),
+        ("ai.user_id", &ai.user_id),
+        ("ai.session_id", &ai.session_id),
+    ];
+    for (name, value) in short {
+        match value {
+            Some(v) if v.len() > limits.max_short_string => {
+                return Err(ValidationError::new(
+                    ErrorKind::TooLarge,
+                    "field_too_long",
+                    field(name),
+                    format!("must be at most {} bytes", limits.max_short_string),
+                ));
+            }
+            Some(v) if v.is_empty() => {
+                return Err(ValidationError::invalid(
+                    "empty_field",
+                    field(name),
+                    "must not be empty; leave the field out instead",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if ai.error.as_ref().is_some_and(|e| e.len() > limits.max_text) {
+        return Err(ValidationError::new(
+            ErrorKind::TooLarge,
+            "field_too_long",
+            field("ai.error"),
+            format!("must be at most {} bytes", limits.max_text),
+        ));
+    }
     if let Some(cost) = ai.cost_usd
         && !(cost.is_finite() && cost >= 0.0)
     {
@@ -564,6 +646,7 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: i64 = 1_780_000_000_000;
 
@@ -575,6 +658,99 @@ mod tests {
     fn err(body: &str) -> (ErrorKind, &'static str, String) {
         let e = parse(body).unwrap_err();
         (e.kind, e.code, e.field)
+    }
+
+    /// Found by fuzzing: with `serde_json`'s default float parser, a float written to JSON could read
+    /// back one unit in the last place off, so the stored event differed from the accepted one.
+    #[test]
+    fn an_accepted_event_reads_back_from_its_stored_json_unchanged() {
+        let body = r#"{"organization_id":"acme","action":"a.b","metadata":{"x":5.043664758052875e-68},
+            "changes":[{"field":"f","before":2.2250738585072014e-308,"after":1.7976931348623157e308}],
+            "ai":{"cost_usd":0.30000000000000004}}"#;
+        let event = parse(body).unwrap().remove(0).into_event(1, NOW);
+        let stored = serde_json::to_string(&event).unwrap();
+        let back: crate::event::Event = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(serde_json::to_string(&back).unwrap(), stored);
+    }
+
+    /// Found by the hostile-input catalogue: serde reads a struct from an array of its fields too, so an
+    /// event, an actor or an AI block written as an array was accepted.
+    #[test]
+    fn an_event_and_its_blocks_must_be_objects_not_arrays() {
+        let array_event = r#"{"events":[[null,"acme",null,"user.login"]]}"#;
+        assert_eq!(err(array_event), (ErrorKind::Invalid, "invalid_field", "events[0]".to_owned()));
+        for (block, field) in [
+            (r#""actor":["user","u_1"]"#, "actor"),
+            (r#""targets":[["user","u_1"]]"#, "targets[0]"),
+            (r#""context":["203.0.113.7"]"#, "context"),
+            (r#""changes":[["role","a","b"]]"#, "changes[0]"),
+            (r#""ai":["openai","gpt-4o"]"#, "ai"),
+            (r#""ai":{"usage":[1,2,3]}"#, "ai.usage"),
+            (r#""ai":{"security":[["email"]]}"#, "ai.security"),
+        ] {
+            let body = format!(r#"{{"organization_id":"acme","action":"a.b",{block}}}"#);
+            assert_eq!(err(&body), (ErrorKind::Invalid, "invalid_field", field.to_owned()), "{body}");
+        }
+    }
+
+    /// Found by the hostile-input catalogue: a map type kept the last of two `events` lists.
+    #[test]
+    fn a_batch_with_two_event_lists_is_refused() {
+        let body = r#"{"events":[{"organization_id":"acme","action":"a.b"}],"events":[{"organization_id":"globex","action":"a.b"}]}"#;
+        assert_eq!(err(body), (ErrorKind::Invalid, "invalid_field", "events".to_owned()));
+    }
+
+    #[test]
+    fn metadata_the_parser_cannot_hold_is_malformed_not_a_non_object() {
+        let deep = format!(
+            r#"{{"organization_id":"a","action":"x","metadata":{{"x":{}1{}}}}}"#,
+            "[".repeat(500),
+            "]".repeat(500)
+        );
+        let huge = r#"{"organization_id":"a","action":"x","metadata":{"x":1e400}}"#;
+        for body in [deep.as_str(), huge] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(
+                (e.kind, e.code, e.field.as_str()),
+                (ErrorKind::Malformed, "invalid_json", "metadata"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// Found by the hostile-input catalogue: the AI block's names and ids had no bounds, unlike the
+    /// event's own short strings.
+    #[test]
+    fn the_ai_blocks_names_and_ids_are_short_strings() {
+        let long = "m".repeat(1025);
+        for (ai, code, field) in [
+            (json!({"model": long}), "field_too_long", "ai.model"),
+            (json!({"provider": ""}), "empty_field", "ai.provider"),
+            (json!({"api_key_id": long}), "field_too_long", "ai.api_key_id"),
+            (json!({"user_id": ""}), "empty_field", "ai.user_id"),
+            (json!({"session_id": long}), "field_too_long", "ai.session_id"),
+            (json!({"error": "e".repeat(17 * 1024)}), "field_too_long", "ai.error"),
+        ] {
+            let body = json!({"organization_id": "acme", "action": "ai.request", "ai": ai}).to_string();
+            let (_, got_code, got_field) = err(&body);
+            assert_eq!((got_code, got_field.as_str()), (code, field), "{body}");
+        }
+        let prompt = json!({"organization_id": "acme", "action": "ai.request", "ai": {"prompt": "p".repeat(100_000)}});
+        assert!(parse(&prompt.to_string()).is_ok(), "a prompt is bounded by the event's size only");
+    }
+
+    #[test]
+    fn unknown_fields_inside_nested_blocks_are_refused() {
+        for (body, field) in [
+            (r#"{"organization_id":"acme","action":"a.b","ai":{"modle":"gpt-4o"}}"#, "ai.modle"),
+            (r#"{"organization_id":"acme","action":"a.b","ai":{"usage":{"tokens":1}}}"#, "ai.usage.tokens"),
+            (r#"{"organization_id":"acme","action":"a.b","ai":{"security":{"pii":[]}}}"#, "ai.security.pii"),
+            (r#"{"organization_id":"acme","action":"a.b","changes":[{"field":"f","old":1}]}"#, "changes[0].old"),
+        ] {
+            assert_eq!(err(body), (ErrorKind::Invalid, "invalid_field", field.to_owned()), "{body}");
+        }
     }
 
     #[test]

@@ -126,6 +126,9 @@ impl Principal {
     /// owners and admins the whole organisation, project admins their projects' events only, members
     /// and viewers nothing (403); an operator any organisation, by default the one chosen at sign-in.
     pub fn events_reader(&self, params: &[(String, String)]) -> Result<ReadScope, ApiError> {
+        if params.iter().filter(|(k, _)| k == "organization_id").count() > 1 {
+            return Err(ApiError::bad_param("organization_id", "name one organisation, once"));
+        }
         let requested = crate::param(params, "organization_id");
         let Some(session) = &self.session else {
             self.require(Permission::EventsRead)?;

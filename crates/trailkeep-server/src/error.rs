@@ -79,6 +79,39 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+/// A JSON body the `Json` extractor refused: a wrong content type answers 415, anything else 400 naming
+/// the field at fault when there is one.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> ApiError {
+        use axum::extract::rejection::JsonRejection;
+        match e {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as `Content-Type: application/json`",
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            }
+            other => {
+                let text = other.body_text();
+                // The extractor writes "<what failed>: <path>: <problem> at line L column C".
+                let detail = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest);
+                let detail = detail.rfind(" at line ").map_or(detail, |i| &detail[..i]);
+                let path = detail.split_once(": ").map(|(path, _)| path).filter(|path| {
+                    *path != "."
+                        && path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'[' | b']'))
+                });
+                let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", detail.to_owned());
+                match path {
+                    Some(path) => error.with_field(path),
+                    None => error,
+                }
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ApiError::internal(e)

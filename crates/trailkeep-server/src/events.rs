@@ -37,7 +37,16 @@ fn body_rejection(e: BytesRejection) -> ApiError {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "send one Idempotency-Key, not several",
+        )
+        .with_field("Idempotency-Key"));
+    }
     let bad = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -62,14 +71,24 @@ pub async fn create_events(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::EventsWrite)?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default();
-        if !ct.starts_with("application/json") {
+        // The media type without its parameters, compared without regard to case: `application/jsonp` and
+        // `application/json-patch+json` are other formats.
+        let essence = ct.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send events as `Content-Type: application/json`",
             ));
         }
+    }
+    // A compressed body would be read as if it were not: refuse what is not decoded here.
+    if headers.get_all(header::CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send events without a Content-Encoding; compressed bodies are not accepted",
+        ));
     }
     let idempotency = idempotency_key(&headers)?;
     let body = body.map_err(body_rejection)?;

@@ -92,7 +92,7 @@ pub async fn create_key(
     body: Result<Json<CreateKeyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     principal.require(Permission::Admin)?;
-    let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from)?;
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::new(

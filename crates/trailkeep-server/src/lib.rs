@@ -72,9 +72,13 @@ pub fn now_ms() -> i64 {
 pub(crate) fn query_pairs(
     params: Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Vec<(String, String)>, error::ApiError> {
-    params
-        .map(|axum::extract::Query(pairs)| pairs)
-        .map_err(|e| error::ApiError::bad_param("", format!("cannot read the query string: {e}")))
+    params.map(|axum::extract::Query(pairs)| pairs).map_err(|e| {
+        error::ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("cannot read the query string: {e}"),
+        )
+    })
 }
 
 /// The first value of the query parameter `name`.

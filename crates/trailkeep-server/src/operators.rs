@@ -149,7 +149,7 @@ pub async fn create_operator(
     body: Result<Json<CreateOperator>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     require_platform_admin(&principal)?;
-    let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from)?;
     let email = normalise_email(&request.email, "email")?;
     let name = check_name(request.name, "name")?;
     let length = request.password.chars().count();

@@ -70,7 +70,7 @@ pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 pub(crate) fn body<T: DeserializeOwned>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))
+    body.map(|Json(b)| b).map_err(ApiError::from)
 }
 
 fn name(field: &str, value: &str) -> Result<String, ApiError> {

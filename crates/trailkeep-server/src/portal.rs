@@ -87,7 +87,7 @@ pub async fn create_portal_link(
     principal: Principal,
     body: Result<Json<CreatePortalLink>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from)?;
     let org =
         OrgId::parse(&request.organization_id).ok().filter(|o| !o.as_str().starts_with('_')).ok_or_else(|| {
             ApiError::new(

@@ -8,6 +8,7 @@ mod disk;
 mod exports;
 mod faults;
 mod helpers;
+mod hostile;
 mod http;
 mod ingest;
 mod isolation;

@@ -291,6 +291,17 @@ fn a_selection_proves_each_event_and_catches_forgeries() {
     assert_eq!(kinds(&verify(&inserted)), vec![(ProblemKind::Inserted, Some(20))]);
 }
 
+/// Found by fuzzing: a selection entry renumbered to seq 0 made the verifier subtract past zero (a panic
+/// in a debug build) when it looked up the leaf's index.
+#[test]
+fn a_selection_entry_with_seq_zero_is_an_insertion_not_a_panic() {
+    let log = log(24);
+    let mut lines = selection_bundle(&log, &[7, 13]);
+    lines[2] = lines[2].replacen("{\"seq\":7,", "{\"seq\":0,", 1);
+    assert!(lines[2].starts_with("{\"seq\":0,"));
+    assert_eq!(kinds(&verify(&lines)), vec![(ProblemKind::Inserted, Some(0))]);
+}
+
 #[test]
 fn history_is_checked_against_an_earlier_checkpoint() {
     let log_ = log(40);
