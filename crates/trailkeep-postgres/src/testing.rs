@@ -162,7 +162,40 @@ fn unprivileged_user() -> Result<(u32, u32), HarnessError> {
     ids("trailkeep-test").ok_or_else(|| step("useradd")("the new user trailkeep-test has no id".into()))
 }
 
+/// A cluster of the caller's own, for a test that restarts the server, which would disturb every other
+/// test sharing [`cluster`]; like that one, it is stopped and removed once the test binary exits.
+pub fn private_cluster() -> Result<&'static TestCluster, HarnessError> {
+    let cluster: &'static TestCluster = Box::leak(Box::new(TestCluster::start()?));
+    cluster.watch_for_exit()?;
+    Ok(cluster)
+}
+
 impl TestCluster {
+    /// Restarts the server the way a crash and a recovery would (`pg_ctl restart -m immediate`: no
+    /// shutdown checkpoint, crash recovery on start), returning once it accepts connections again.
+    pub fn restart(&self) -> Result<(), HarnessError> {
+        let data = self.data_dir();
+        // The server's output goes to its log, not to a pipe this process would wait on.
+        let log = self.dir.path().join("server.log");
+        self.command(
+            "pg_ctl restart",
+            "pg_ctl",
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new("immediate"),
+                OsStr::new("-w"),
+                OsStr::new("-t"),
+                OsStr::new("60"),
+                OsStr::new("restart"),
+            ],
+        )
+        .map(|_| ())
+    }
+
     /// Runs `initdb` and starts the server; see the module documentation.
     pub fn start() -> Result<TestCluster, HarnessError> {
         let bin = find_binaries()?;
