@@ -15,6 +15,16 @@ use crate::read::{Sql, term_condition};
 /// The totals of the AI requests of `scope` that `filter` selects. `ai_failed` is set for every event
 /// with an `ai` record and for no other, so it marks AI requests.
 pub fn ai_totals(conn: &Connection, scope: &ReadScope, filter: &Filter) -> rusqlite::Result<AiTotals> {
+    let (statement, values) = totals_statement(scope, filter);
+    conn.prepare_cached(&statement)?.query_row(rusqlite::params_from_iter(values), |row| {
+        let requests: i64 = row.get(0)?;
+        let tokens: f64 = row.get(1)?;
+        let cost_usd: f64 = row.get(2)?;
+        Ok(AiTotals { requests: requests.max(0) as u64, tokens: tokens.max(0.0) as u64, cost_usd })
+    })
+}
+
+pub(crate) fn totals_statement(scope: &ReadScope, filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = Sql::default();
     let org = sql.bind_text(scope.org.as_str());
     sql.conditions.push(format!("org_id = {org}"));
@@ -31,10 +41,5 @@ pub fn ai_totals(conn: &Connection, scope: &ReadScope, filter: &Filter) -> rusql
     // TOTAL rather than SUM: a float that cannot overflow, where SUM of integers fails past i64.
     let statement =
         format!("SELECT COUNT(*), TOTAL(ai_tokens), TOTAL(ai_cost) FROM events WHERE {}", sql.conditions.join(" AND "));
-    conn.prepare_cached(&statement)?.query_row(rusqlite::params_from_iter(sql.values), |row| {
-        let requests: i64 = row.get(0)?;
-        let tokens: f64 = row.get(1)?;
-        let cost_usd: f64 = row.get(2)?;
-        Ok(AiTotals { requests: requests.max(0) as u64, tokens: tokens.max(0.0) as u64, cost_usd })
-    })
+    (statement, sql.values)
 }

@@ -169,6 +169,13 @@ fn predicate_condition(sql: &mut Sql, predicate: &Predicate) -> String {
         Predicate::Provider(v) => sql.in_list("ai_provider", v),
         Predicate::ApiKey(v) => sql.in_list("ai_api_key", v),
         Predicate::Status(matches) => {
+            // Every condition names `ai_failed IS NOT NULL` itself, the partial index's own condition, so
+            // that the planner may walk the AI requests' index (`events_org_ai`) in timeline order instead
+            // of the whole timeline: SQLite uses a partial index only when a query's terms say its WHERE.
+            if matches.contains(&StatusMatch::Success) && matches.contains(&StatusMatch::Error) {
+                // Every AI request, whatever its code.
+                return "ai_failed IS NOT NULL".to_owned();
+            }
             let parts: Vec<String> = matches
                 .iter()
                 .map(|m| match m {
@@ -177,7 +184,7 @@ fn predicate_condition(sql: &mut Sql, predicate: &Predicate) -> String {
                     StatusMatch::Error => "ai_failed = 1".to_owned(),
                 })
                 .collect();
-            format!("({})", parts.join(" OR "))
+            format!("(ai_failed IS NOT NULL AND ({}))", parts.join(" OR "))
         }
         Predicate::Range { field, lower, upper } => {
             let column = match field {
@@ -298,6 +305,34 @@ fn cost_plan(conn: &Connection, org: &str, terms: &[Term]) -> rusqlite::Result<O
 
 /// Runs one page query on a read connection.
 pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> rusqlite::Result<EventPage> {
+    let Some((statement, values)) = page_statement(conn, scope, query)? else {
+        // An action pattern that matches no action this organisation has: nothing to read.
+        return Ok(EventPage { events: Vec::new(), next: None });
+    };
+    let mut stmt = conn.prepare_cached(&statement)?;
+    let mut events = Vec::with_capacity(query.limit + 1);
+    let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+    while let Some(row) = rows.next()? {
+        let payload: String = row.get(0)?;
+        let event: Event = serde_json::from_str(&payload)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+        events.push(event);
+    }
+    let next = if events.len() > query.limit {
+        events.truncate(query.limit);
+        events.last().map(|e| Cursor { order: query.order, occurred_at: e.occurred_at, seq: e.seq })
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
+}
+
+/// The statement (and its values) that reads one page, or `None` when nothing can match.
+fn page_statement(
+    conn: &Connection,
+    scope: &ReadScope,
+    query: &EventQuery,
+) -> rusqlite::Result<Option<(String, Vec<SqlValue>)>> {
     let mut sql = Sql::default();
     let org = sql.bind_text(scope.org.as_str());
     sql.conditions.push(format!("org_id = {org}"));
@@ -315,8 +350,7 @@ pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> 
         }
     }
     if arms.as_ref().is_some_and(|(_, a)| a.is_empty()) {
-        // An action pattern that matches no action this organisation has: nothing to read.
-        return Ok(EventPage { events: Vec::new(), next: None });
+        return Ok(None);
     }
     let cost = match arms {
         None => cost_plan(conn, scope.org.as_str(), &query.filter.terms)?,
@@ -372,22 +406,7 @@ pub fn list_events(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> 
             )
         }
     };
-    let mut stmt = conn.prepare_cached(&statement)?;
-    let mut events = Vec::with_capacity(query.limit + 1);
-    let mut rows = stmt.query(rusqlite::params_from_iter(sql.values))?;
-    while let Some(row) = rows.next()? {
-        let payload: String = row.get(0)?;
-        let event: Event = serde_json::from_str(&payload)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
-        events.push(event);
-    }
-    let next = if events.len() > query.limit {
-        events.truncate(query.limit);
-        events.last().map(|e| Cursor { order: query.order, occurred_at: e.occurred_at, seq: e.seq })
-    } else {
-        None
-    };
-    Ok(EventPage { events, next })
+    Ok(Some((statement, sql.values)))
 }
 
 /// One event by id within the scope.
@@ -406,4 +425,87 @@ pub fn get_event(conn: &Connection, scope: &ReadScope, id: uuid::Uuid) -> rusqli
     serde_json::from_str(&payload)
         .map(Some)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+    use trailkeep_core::cursor::Order;
+    use trailkeep_core::{Filter, OrgId};
+    use trailkeep_store::{EventQuery, ReadScope};
+
+    use super::page_statement;
+    use crate::aggregates::totals_statement;
+    use crate::schema::migrate_main;
+
+    fn migrated() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::register_functions(&conn).unwrap();
+        migrate_main(&mut conn).unwrap();
+        conn
+    }
+
+    /// A store whose AI requests are rare (1 event in 25), with the planner statistics the writer keeps
+    /// up to date (`PRAGMA optimize`).
+    fn rare_ai_requests() -> Connection {
+        let conn = migrated();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO events (org_id, seq, id, action, category, occurred_at, received_at, outcome,
+                                 ai_model, ai_status, ai_failed, ai_tokens, ai_cost, payload)
+             SELECT 'acme', i, randomblob(16), CASE WHEN i % 25 = 0 THEN 'ai.request' ELSE 'user.login' END,
+                    'audit', 1000 * i, 1000 * i, 0,
+                    CASE WHEN i % 25 = 0 THEN 'model-' || (i % 3) END,
+                    CASE WHEN i % 25 = 0 THEN 200 END,
+                    CASE WHEN i % 25 = 0 THEN i % 2 END,
+                    CASE WHEN i % 25 = 0 THEN 100 END,
+                    CASE WHEN i % 25 = 0 THEN 0.01 END, '{}'
+             FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn scope() -> ReadScope {
+        ReadScope::org(OrgId::try_from("acme".to_owned()).unwrap())
+    }
+
+    fn filter(q: &str) -> Filter {
+        trailkeep_core::query::parse(q, 0).unwrap()
+    }
+
+    /// The plan SQLite chooses for a statement, one line per step.
+    fn plan(conn: &Connection, statement: &str, values: Vec<rusqlite::types::Value>) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {statement}")).unwrap();
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    fn page_plan(conn: &Connection, q: &str) -> String {
+        let query = EventQuery { filter: filter(q), order: Order::Desc, limit: 50, after: None };
+        let (statement, values) = page_statement(conn, &scope(), &query).unwrap().unwrap();
+        plan(conn, &statement, values)
+    }
+
+    #[test]
+    fn the_ai_view_walks_the_ai_requests_index_in_timeline_order() {
+        let conn = rare_ai_requests();
+        for q in ["status:success,error", "status:error", "status:success", "status:429", "status:success,500"] {
+            let plan = page_plan(&conn, q);
+            assert!(plan.contains("events_org_ai"), "{q}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{q} sorts instead of reading in order: {plan}");
+        }
+        // Without a status filter the timeline's own index serves.
+        let plan = page_plan(&conn, "outcome:failure");
+        assert!(!plan.contains("events_org_ai"), "{plan}");
+    }
+
+    #[test]
+    fn ai_totals_read_only_the_ai_requests_index() {
+        let conn = rare_ai_requests();
+        let (statement, values) = totals_statement(&scope(), &filter("status:success,error"));
+        let plan = plan(&conn, &statement, values);
+        assert!(plan.contains("COVERING INDEX events_org_ai"), "{plan}");
+    }
 }

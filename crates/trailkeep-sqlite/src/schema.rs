@@ -172,6 +172,12 @@ CREATE TABLE fts_deletions (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);
     r#"
 UPDATE events SET payload = trailkeep_canonical(payload);
 "#,
+    // The AI requests in timeline order, for the AI view (whose status filter names the index's condition)
+    // and its totals, which the index covers: an organisation whose AI requests are rare among its events
+    // is no longer walked event by event for a page, nor read row by row for a total.
+    r#"
+CREATE INDEX IF NOT EXISTS events_org_ai ON events (org_id, occurred_at, seq, ai_failed, ai_tokens, ai_cost) WHERE ai_failed IS NOT NULL;
+"#,
 ];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.
