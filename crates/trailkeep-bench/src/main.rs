@@ -24,6 +24,7 @@ mod queries;
 mod report;
 mod seal_delay;
 mod single_ingest;
+mod soak;
 mod stats;
 mod verify_bundle;
 mod wrk_ingest;
@@ -60,6 +61,9 @@ enum Phase {
     /// Export of a million events over HTTP as NDJSON, CSV and Parquet beside the raw engine, with the
     /// server's memory watched (its own command: not in the default phases).
     X,
+    /// A long mixed load (ingest, queries, proofs, exports) with memory watched (its own command: not in
+    /// the default phases).
+    S,
 }
 
 /// Measures Trailkeep's ingest throughput, the raw engine's ceilings, query latency, what sealing
@@ -105,6 +109,21 @@ struct Args {
     /// Events of one organisation that phase (x) exports.
     #[arg(long, default_value_t = 1_000_000)]
     export_events: u64,
+    /// How long phase (s) runs, in seconds.
+    #[arg(long, default_value_t = 600)]
+    soak_secs: u64,
+    /// Events a second that phase (s) sends in batches of 1,000.
+    #[arg(long, default_value_t = 10_000.0)]
+    soak_batch_events: f64,
+    /// One-event requests a second in phase (s).
+    #[arg(long, default_value_t = 1_000.0)]
+    soak_single: f64,
+    /// Queries a second in phase (s).
+    #[arg(long, default_value_t = 20.0)]
+    soak_queries: f64,
+    /// Inclusion proofs a second in phase (s).
+    #[arg(long, default_value_t = 10.0)]
+    soak_proofs: f64,
     /// Seed of the event generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -142,6 +161,11 @@ impl Args {
         flag("seal-rate", self.seal_rate.to_string(), defaults.seal_rate.to_string());
         flag("verify-events", self.verify_events.to_string(), defaults.verify_events.to_string());
         flag("export-events", self.export_events.to_string(), defaults.export_events.to_string());
+        flag("soak-secs", self.soak_secs.to_string(), defaults.soak_secs.to_string());
+        flag("soak-batch-events", self.soak_batch_events.to_string(), defaults.soak_batch_events.to_string());
+        flag("soak-single", self.soak_single.to_string(), defaults.soak_single.to_string());
+        flag("soak-queries", self.soak_queries.to_string(), defaults.soak_queries.to_string());
+        flag("soak-proofs", self.soak_proofs.to_string(), defaults.soak_proofs.to_string());
         flag("seed", self.seed.to_string(), defaults.seed.to_string());
         let phases = |p: &[Phase]| p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(",");
         flag("phases", phases(&self.phases), phases(&defaults.phases));
@@ -249,14 +273,32 @@ async fn main() -> anyhow::Result<()> {
         false => None,
     };
 
+    let soak = match run(Phase::S) {
+        true => {
+            let load = soak::Load {
+                seconds: args.soak_secs.max(1),
+                batch_events: args.soak_batch_events,
+                single_requests: args.soak_single,
+                queries: args.soak_queries,
+                proofs: args.soak_proofs,
+            };
+            Some(soak::run(&population, args.seed, load, &scratch).await?)
+        }
+        false => None,
+    };
+
     println!("{}", report.table());
     if let Some(export) = &export {
         println!("{}", export.table());
     }
+    if let Some(soak) = &soak {
+        println!("{}", soak.table());
+    }
     if let Some(path) = &args.out {
         let measured_at = trailkeep_core::time::format_millis(trailkeep_server::now_ms());
         let export = export.as_ref().map(export_throughput::ExportPhase::markdown).unwrap_or_default();
-        std::fs::write(path, report.markdown(&measured_at) + &export)
+        let soak = soak.as_ref().map(soak::Soak::markdown).unwrap_or_default();
+        std::fs::write(path, report.markdown(&measured_at) + &export + &soak)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
