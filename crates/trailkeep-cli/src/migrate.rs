@@ -23,6 +23,10 @@ pub struct MigrateArgs {
     /// The connection string of the role that owns the schema, which the migrations run as.
     #[arg(long, hide_env_values = true)]
     database_owner_url: Option<String>,
+    /// PEM certificates to verify PostgreSQL's TLS certificate against (connection strings with
+    /// `sslmode=require`), instead of the system's trusted roots.
+    #[arg(long, value_name = "FILE")]
+    database_ca: Option<PathBuf>,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
@@ -36,11 +40,14 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database_owner_url {
         config.database_owner_url = Some(ConnectionString::new(url));
     }
+    if let Some(ca) = args.database_ca {
+        config.database_ca = Some(ca);
+    }
     config.validate()?;
     match config.postgres()? {
         Some((service, Some(owner))) => {
             let role = service.get_user().context("database_url names no user")?.to_owned();
-            let version = trailkeep_postgres::migrate(&owner, &role).await.context(
+            let version = trailkeep_postgres::migrate(&owner, config.database_ca.as_deref(), &role).await.context(
                 "migrating the PostgreSQL database failed; database_owner_url must name the role that owns \
                  (or may create) the trailkeep schema",
             )?;

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// The connection string of the role that owns the schema, to migrate as on start.
     #[arg(long, hide_env_values = true)]
     database_owner_url: Option<String>,
+    /// PEM certificates to verify PostgreSQL's TLS certificate against (connection strings with
+    /// `sslmode=require`), instead of the system's trusted roots.
+    #[arg(long, value_name = "FILE")]
+    database_ca: Option<PathBuf>,
     /// Load demo data (3 organisations, 50,000 events over 90 days) once the service is up, if it is empty.
     #[arg(long)]
     demo: bool,
@@ -79,6 +83,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = args.database_owner_url {
         config.database_owner_url = Some(trailkeep_server::config::ConnectionString::new(url));
+    }
+    if let Some(ca) = args.database_ca {
+        config.database_ca = Some(ca);
     }
     if let Some(f) = args.log_format {
         config.log_format = if f == "json" { LogFormat::Json } else { LogFormat::Text };

@@ -79,7 +79,7 @@ async fn wait(wake: Option<&Notify>, d: Duration, settle: Duration, stop: &mut w
 /// Runs `follower` until `stop` turns true; a leader then makes a last pass before it lets go.
 pub async fn follow<F: Follower>(
     mut follower: F,
-    config: tokio_postgres::Config,
+    endpoint: crate::Endpoint,
     pace: Pace,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -98,7 +98,7 @@ pub async fn follow<F: Follower>(
             if stopping {
                 return;
             }
-            match crate::connect(&config).await {
+            match endpoint.connect().await {
                 Ok(c) => connection = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "the {} cannot connect; retrying", F::WHAT);

@@ -26,6 +26,7 @@ pub mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
+pub mod tls;
 pub mod writer;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,6 +46,7 @@ use trailkeep_store::{
 use uuid::Uuid;
 
 pub use ledger::Sealing;
+pub use tls::{Endpoint, TlsError};
 pub use writer::GroupLimits;
 
 use crate::sessions::{SessionChange, SessionWrite};
@@ -66,6 +68,9 @@ pub struct PostgresConfig {
     pub group: GroupLimits,
     /// How checkpoints are signed; without it, no tree is built and no checkpoint issued.
     pub sealing: Option<Sealing>,
+    /// PEM certificates to verify the server's TLS certificate against, instead of the system's roots
+    /// (for connection strings with `sslmode=require`; see [`tls`]).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl PostgresConfig {
@@ -77,6 +82,7 @@ impl PostgresConfig {
             queue_capacity: 1024,
             group: GroupLimits { max_ops: 1024, max_events: 20_000 },
             sealing: None,
+            ca: None,
         }
     }
 
@@ -104,6 +110,8 @@ pub enum OpenError {
     NoUser,
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Why a follower's step failed.
@@ -137,22 +145,16 @@ fn session_config(config: &tokio_postgres::Config) -> tokio_postgres::Config {
     config
 }
 
-/// Opens a connection (already carrying [`session_config`]) and drives it on the runtime.
-pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "a PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
-}
-
-/// Applies the migrations as `owner`, granting `service_role` what the store needs; what `trailkeep
-/// migrate` runs.
-pub async fn migrate(owner: &tokio_postgres::Config, service_role: &str) -> Result<i32, OpenError> {
+/// Applies the migrations as `owner` (over TLS verified against `ca` when its string asks for TLS),
+/// granting `service_role` what the store needs; what `trailkeep migrate` runs.
+pub async fn migrate(
+    owner: &tokio_postgres::Config,
+    ca: Option<&std::path::Path>,
+    service_role: &str,
+) -> Result<i32, OpenError> {
     let role = owner.get_user().unwrap_or_default().to_owned();
-    let client = connect(owner).await.map_err(|source| OpenError::Connect { role, source })?;
+    let owner = Endpoint::new(owner.clone(), ca)?;
+    let client = owner.connect().await.map_err(|source| OpenError::Connect { role, source })?;
     Ok(schema::migrate(&client, service_role).await?)
 }
 
@@ -169,22 +171,17 @@ impl PostgresStore {
     /// Migrates (when an owner is configured), checks the database and the role, and starts the writer
     /// and the followers on the current runtime.
     pub async fn open(config: &PostgresConfig) -> Result<PostgresStore, OpenError> {
-        let service = session_config(&config.service);
-        let service_role = service.get_user().ok_or(OpenError::NoUser)?.to_owned();
+        let service = Endpoint::new(session_config(&config.service), config.ca.as_deref())?;
+        let service_role = service.config.get_user().ok_or(OpenError::NoUser)?.to_owned();
         if let Some(owner) = &config.owner {
-            migrate(owner, &service_role).await?;
+            migrate(owner, config.ca.as_deref(), &service_role).await?;
         }
         let check =
-            connect(&service).await.map_err(|source| OpenError::Connect { role: service_role.clone(), source })?;
+            service.connect().await.map_err(|source| OpenError::Connect { role: service_role.clone(), source })?;
         schema::check(&check).await?;
         drop(check);
 
-        let manager = deadpool_postgres::Manager::from_config(
-            service.clone(),
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager)
+        let pool = deadpool_postgres::Pool::builder(service.pool_manager())
             .max_size(config.read_connections.max(1))
             .build()
             .map_err(|e| OpenError::Pool(e.to_string()))?;

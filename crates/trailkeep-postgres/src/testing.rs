@@ -196,6 +196,63 @@ impl TestCluster {
         .map(|_| ())
     }
 
+    /// Restarts the server with TLS on 127.0.0.1 (the cluster's port) besides its unix socket, serving
+    /// `cert_pem` with `key_pem`: TCP connections must use TLS (plain ones are refused), the socket
+    /// stays as it was. For a test of the cluster's own ([`private_cluster`]).
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), HarnessError> {
+        let data = self.data_dir();
+        let write = |name: &str, text: &str, mode: u32| -> Result<(), HarnessError> {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            let fail = |e: std::io::Error| step(format!("writing {name}"))(e.to_string());
+            std::fs::write(&path, text).map_err(fail)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(fail)?;
+            }
+            Ok(())
+        };
+        write("server.crt", cert_pem, 0o644)?;
+        write("server.key", key_pem, 0o600)?;
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            0o600,
+        )?;
+        let conf = std::fs::read_to_string(data.join("postgresql.conf"))
+            .map_err(|e| step("reading postgresql.conf")(e.to_string()))?;
+        write(
+            "postgresql.conf",
+            &format!("{conf}\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"),
+            0o600,
+        )?;
+        let options = format!(
+            "-k '{}' -p {PORT} -c listen_addresses='127.0.0.1' -c max_connections=200",
+            self.socket_dir().display()
+        );
+        let log = self.dir.path().join("server.log");
+        let restarted = self.command(
+            "pg_ctl restart with TLS",
+            "pg_ctl",
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-w"),
+                OsStr::new("-t"),
+                OsStr::new("60"),
+                OsStr::new("-o"),
+                OsStr::new(&options),
+                OsStr::new("restart"),
+            ],
+        );
+        restarted.map(|_| ()).map_err(|e| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            step("pg_ctl restart with TLS")(format!("{e}\nserver log:\n{log}"))
+        })
+    }
+
     /// Runs `initdb` and starts the server; see the module documentation.
     pub fn start() -> Result<TestCluster, HarnessError> {
         let bin = find_binaries()?;

@@ -151,7 +151,7 @@ enum Retry {
 }
 
 pub struct Writer {
-    config: tokio_postgres::Config,
+    endpoint: crate::Endpoint,
     client: Option<tokio_postgres::Client>,
     limits: GroupLimits,
     /// Organisations known to have events: a group writing to any other also locks the platform's log,
@@ -164,9 +164,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(config: tokio_postgres::Config, limits: GroupLimits, committed: Vec<Arc<Notify>>) -> Writer {
+    pub fn new(endpoint: crate::Endpoint, limits: GroupLimits, committed: Vec<Arc<Notify>>) -> Writer {
         Writer {
-            config,
+            endpoint,
             client: None,
             limits,
             known: HashSet::new(),
@@ -198,7 +198,7 @@ impl Writer {
     async fn client(&mut self) -> Result<&mut tokio_postgres::Client, GroupError> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.client = None;
-            let client = crate::connect(&self.config).await.map_err(|e| GroupError::Connection(e.to_string()))?;
+            let client = self.endpoint.connect().await.map_err(|e| GroupError::Connection(e.to_string()))?;
             self.client = Some(client);
         }
         let daily = Duration::from_secs(24 * 3600);

@@ -49,7 +49,7 @@ fn rows_of(org: &str, n: u8) -> String {
 async fn under_the_service_role_no_tenant_row_is_visible_without_the_setting_and_none_of_another_organisation_with_it()
 {
     let database = cluster().database().unwrap();
-    trailkeep_postgres::migrate(&database.owner_config(), SERVICE_ROLE).await.expect("migrate");
+    trailkeep_postgres::migrate(&database.owner_config(), None, SERVICE_ROLE).await.expect("migrate");
     let owner = database.connect(OWNER_ROLE).await.unwrap();
     owner.batch_execute("SET search_path = trailkeep").await.unwrap();
     owner.batch_execute(&format!("{}; {}", rows_of("a", 1), rows_of("b", 2))).await.unwrap();
@@ -94,9 +94,9 @@ async fn under_the_service_role_no_tenant_row_is_visible_without_the_setting_and
 #[tokio::test]
 async fn migrations_are_recorded_applied_once_and_refuse_a_service_role_that_owns_the_tables() {
     let database = cluster().database().unwrap();
-    let version = trailkeep_postgres::migrate(&database.owner_config(), SERVICE_ROLE).await.expect("migrate");
+    let version = trailkeep_postgres::migrate(&database.owner_config(), None, SERVICE_ROLE).await.expect("migrate");
     assert_eq!(version, trailkeep_postgres::schema::known_version());
-    assert_eq!(trailkeep_postgres::migrate(&database.owner_config(), SERVICE_ROLE).await.unwrap(), version);
+    assert_eq!(trailkeep_postgres::migrate(&database.owner_config(), None, SERVICE_ROLE).await.unwrap(), version);
     let owner = database.connect(OWNER_ROLE).await.unwrap();
     let applied: i64 = owner.query_one("SELECT count(*) FROM trailkeep.schema_migrations", &[]).await.unwrap().get(0);
     assert_eq!(applied, i64::from(version));
@@ -106,6 +106,6 @@ async fn migrations_are_recorded_applied_once_and_refuse_a_service_role_that_own
         .unwrap()
         .get(0);
     assert_eq!(partitions, 1 + i64::from(trailkeep_postgres::schema::MONTHS_AHEAD), "this month and those ahead");
-    let refused = trailkeep_postgres::migrate(&database.owner_config(), OWNER_ROLE).await;
+    let refused = trailkeep_postgres::migrate(&database.owner_config(), None, OWNER_ROLE).await;
     assert!(refused.is_err(), "granting the service's privileges to the owner would let it bypass the policies");
 }

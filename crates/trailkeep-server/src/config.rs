@@ -77,6 +77,9 @@ pub struct Config {
     /// The role that owns the schema, to migrate as on start; without it the database must already be
     /// migrated (`trailkeep migrate`).
     pub database_owner_url: Option<ConnectionString>,
+    /// PEM certificates to verify PostgreSQL's TLS certificate against instead of the system's trusted
+    /// roots; used by connection strings with `sslmode=require`, which always verify the server.
+    pub database_ca: Option<PathBuf>,
 }
 
 /// A database connection string: it may carry a password, so it never shows in logs or debug output.
@@ -156,6 +159,7 @@ impl Default for Config {
             retention_sweep_secs: 3600,
             database_url: None,
             database_owner_url: None,
+            database_ca: None,
         }
     }
 }
@@ -227,6 +231,7 @@ impl Config {
                 }
                 "DATABASE_URL" => config.database_url = Some(ConnectionString::new(value)),
                 "DATABASE_OWNER_URL" => config.database_owner_url = Some(ConnectionString::new(value)),
+                "DATABASE_CA" => config.database_ca = Some(PathBuf::from(value)),
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }

@@ -199,6 +199,7 @@ impl App {
                 }
                 postgres.read_connections = config.read_connections;
                 postgres.queue_capacity = config.queue_capacity;
+                postgres.ca = config.database_ca.clone();
                 Arc::new(trailkeep_postgres::PostgresStore::open(&postgres).await?)
             }
         };

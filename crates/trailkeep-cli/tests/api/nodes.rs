@@ -339,3 +339,102 @@ async fn postgresql_restarted_mid_load_loses_nothing_and_the_service_recovers() 
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_tls_verifies_the_server_certificate() {
+    if on_postgres() {
+        return; // This test always runs on PostgreSQL: once, in the default pass.
+    }
+    let cluster = trailkeep_postgres::testing::private_cluster().expect("a PostgreSQL cluster of this test's own");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let served = cert_pem.clone();
+    tokio::task::spawn_blocking(move || cluster.enable_tls(&served, &key_pem))
+        .await
+        .unwrap()
+        .expect("TLS on the cluster");
+    let db = cluster.database().expect("a database");
+    let dir = tempfile::tempdir().unwrap();
+    // The certificate is its own issuer: the CA file a deployment would name.
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert_pem).unwrap();
+    let ca = ca.to_str().unwrap().to_owned();
+    let tcp = |role: &str, tls: bool| {
+        let mode = if tls { "?sslmode=require" } else { "" };
+        format!("postgres://{role}@127.0.0.1:{}/{}{mode}", cluster.port(), db.name())
+    };
+
+    // Not verified against the system's roots, which never signed it: refused, naming the certificate.
+    let out = trailkeep(&[
+        "migrate",
+        "--database-url",
+        &tcp(SERVICE_ROLE, true),
+        "--database-owner-url",
+        &tcp(OWNER_ROLE, true),
+    ]);
+    assert!(!out.status.success(), "an unverified server was trusted: {}", text(&out));
+    assert!(text(&out).to_lowercase().contains("certificate"), "{}", text(&out));
+    // A CA file with plain connection strings is a mistake worth saying.
+    let out = trailkeep(&[
+        "migrate",
+        "--database-url",
+        &tcp(SERVICE_ROLE, false),
+        "--database-owner-url",
+        &tcp(OWNER_ROLE, false),
+        "--database-ca",
+        &ca,
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("sslmode=require"), "{}", text(&out));
+    // Verified against the CA it names: migrated, then served.
+    let out = trailkeep(&[
+        "migrate",
+        "--database-url",
+        &tcp(SERVICE_ROLE, true),
+        "--database-owner-url",
+        &tcp(OWNER_ROLE, true),
+        "--database-ca",
+        &ca,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let data_dir = dir.path().join("node");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailkeep"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &tcp(SERVICE_ROLE, true), "--database-ca", &ca])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("TRAILKEEP_LOG", "warn")
+        .env_remove("TRAILKEEP_DATABASE_OWNER_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start trailkeep");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the node printed its address").expect("read stdout");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let key = std::fs::read_to_string(data_dir.join("admin.key")).unwrap().trim().to_owned();
+    let client = Client::new(&url, Some(key)).unwrap();
+    let sent = client.send_events(&[json!({"organization_id": "acme", "action": "tls.checked"})]).await.unwrap();
+    let stored = client.get_event(&sent.acks[0].id.to_string(), Some("acme")).await.unwrap();
+    assert_eq!(stored.action.as_str(), "tls.checked");
+    // Every connection the node holds came over TLS (the cluster refuses plain TCP, too). Only a
+    // superuser sees other roles' sessions in full.
+    let admin = db.connect("postgres").await.unwrap();
+    let row = admin
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.usename = $1",
+            &[&SERVICE_ROLE],
+        )
+        .await
+        .unwrap();
+    let (tls, all): (i64, i64) = (row.get(0), row.get(1));
+    assert!(all > 0 && tls == all, "{tls} of the node's {all} connections use TLS");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
