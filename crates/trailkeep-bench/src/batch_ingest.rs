@@ -136,6 +136,25 @@ pub async fn run(
     sealing: Sealing,
     parent: &Path,
 ) -> anyhow::Result<BatchIngest> {
+    let (label, what) = match sealing {
+        Sealing::On => ("batch", "(a) batch ingest"),
+        Sealing::Off => ("batch-unsealed", "(a) sealing off"),
+    };
+    let server = Server::start_with(parent, label, sealing).await?;
+    run_on(server, events, marker, marker_org, senders, sealing, what).await
+}
+
+/// Runs the phase on `server`, whose store is empty, and stops it at the end. `sealing` says whether the
+/// server's store seals; `what` labels the progress bar.
+pub async fn run_on(
+    server: Server,
+    events: &[String],
+    marker: &str,
+    marker_org: &str,
+    senders: usize,
+    sealing: Sealing,
+    what: &str,
+) -> anyhow::Result<BatchIngest> {
     ensure!(!events.is_empty(), "no events to send");
     let bodies = Arc::new(bodies(events));
     let sizes: Arc<Vec<usize>> = Arc::new(events.chunks(BATCH).map(<[String]>::len).collect());
@@ -144,11 +163,6 @@ pub async fn run(
         Sealing::On => events.iter().map(|e| organisation(e)).collect::<anyhow::Result<Vec<_>>>()?,
         Sealing::Off => Vec::new(),
     };
-    let (label, what) = match sealing {
-        Sealing::On => ("batch", "(a) batch ingest"),
-        Sealing::Off => ("batch-unsealed", "(a) sealing off"),
-    };
-    let server = Server::start_with(parent, label, sealing).await?;
     let bar = progress(events.len() as u64, what);
 
     let probe = Probe::start(&server.client).await;

@@ -7,6 +7,10 @@
 //!
 //! The service always seals; [`Sealing::Off`] assembles the same app around a store opened without a
 //! sealer, so that a phase can measure what sealing costs by running twice.
+//!
+//! The store is the embedded SQLite one in the data directory unless [`Backend::Postgres`] names a
+//! database, which the app then migrates and keeps everything in (the data directory still holds the
+//! signing key and the bootstrap admin key), as `trailkeep serve --database-url` does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +21,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use trailkeep_client::Client;
+use trailkeep_postgres::{PostgresConfig, PostgresStore};
+use trailkeep_server::config::ConnectionString;
 use trailkeep_server::{App, AppState, Config, serve};
 use trailkeep_sqlite::{SqliteConfig, SqliteStore};
 use trailkeep_store::Store;
@@ -28,6 +34,16 @@ pub enum Sealing {
     On,
     /// No tree, no checkpoints: the baseline that sealing's cost is read against.
     Off,
+}
+
+/// Where the app keeps its data.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded SQLite store in the data directory.
+    Sqlite,
+    /// A PostgreSQL database, given by the connection strings of the store's role and of the role that
+    /// owns the schema (and migrates it on start).
+    Postgres { service: String, owner: String },
 }
 
 /// A fresh data directory under `parent`, removed when dropped.
@@ -51,8 +67,16 @@ impl Prepared {
     }
 
     pub async fn build_with(parent: &Path, label: &str, sealing: Sealing) -> anyhow::Result<Prepared> {
+        Prepared::build_on(parent, label, sealing, &Backend::Sqlite).await
+    }
+
+    pub async fn build_on(parent: &Path, label: &str, sealing: Sealing, backend: &Backend) -> anyhow::Result<Prepared> {
         let dir = scratch_dir(parent, label)?;
-        let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        if let Backend::Postgres { service, owner } = backend {
+            config.database_url = Some(ConnectionString::new(service.clone()));
+            config.database_owner_url = Some(ConnectionString::new(owner.clone()));
+        }
         let app = match sealing {
             Sealing::On => App::build(&config).await,
             Sealing::Off => build_unsealed(&config).await,
@@ -94,11 +118,22 @@ async fn build_unsealed(config: &Config) -> anyhow::Result<App> {
     app.state.store.shutdown().await;
     let state = Arc::try_unwrap(app.state)
         .map_err(|_| anyhow::anyhow!("the freshly built app's state is shared, so its store cannot be swapped"))?;
-    let mut sqlite = SqliteConfig::new(&config.data_dir);
-    sqlite.read_connections = config.read_connections;
-    sqlite.queue_capacity = config.queue_capacity;
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??;
-    let state = AppState { store: Arc::new(store), ..state };
+    let store: Arc<dyn Store> = match config.postgres()? {
+        None => {
+            let mut sqlite = SqliteConfig::new(&config.data_dir);
+            sqlite.read_connections = config.read_connections;
+            sqlite.queue_capacity = config.queue_capacity;
+            Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite)).await??)
+        }
+        Some((service, _)) => {
+            // Migrated by the first opening.
+            let mut postgres = PostgresConfig::new(service);
+            postgres.read_connections = config.read_connections;
+            postgres.queue_capacity = config.queue_capacity;
+            Arc::new(PostgresStore::open(&postgres).await?)
+        }
+    };
+    let state = AppState { store, ..state };
     Ok(App { state: Arc::new(state), new_admin_key: app.new_admin_key })
 }
 
@@ -121,6 +156,10 @@ impl Server {
 
     pub async fn start_with(parent: &Path, label: &str, sealing: Sealing) -> anyhow::Result<Server> {
         Prepared::build_with(parent, label, sealing).await?.serve().await
+    }
+
+    pub async fn start_on(parent: &Path, label: &str, sealing: Sealing, backend: &Backend) -> anyhow::Result<Server> {
+        Prepared::build_on(parent, label, sealing, backend).await?.serve().await
     }
 
     /// The admin key the client uses, for load generators outside this process.

@@ -6,8 +6,10 @@
 //! ceilings (a) is judged against; (d) p50/p99 latency of five typical queries on a store of a million
 //! events; (e) the delay from an acknowledged append to a signed checkpoint covering it, under a steady
 //! moderate load; (v) exporting a self-proving bundle of a million events and verifying it on one
-//! thread, beside SHA-256 leaf hashing of the same bytes alone. Results go to stdout as a table, and
-//! with `--out` to a Markdown section; progress goes to stderr.
+//! thread, beside SHA-256 leaf hashing of the same bytes alone; (p) HTTP batch ingest into PostgreSQL
+//! beside a raw `COPY` of the same rows, and (q) the queries of (d), and a deep page, on a PostgreSQL
+//! store, with `--pg-plans` writing each statement's plan. Results go to stdout as a table, and with
+//! `--out` to a Markdown section; progress goes to stderr.
 //!
 //! ```sh
 //! cargo run --release -p trailkeep-bench -- [--events N] [--query-events N] [--phases a,e,v] [--out FILE]
@@ -19,6 +21,9 @@ mod dataset;
 mod engine;
 mod export_throughput;
 mod harness;
+mod pg;
+mod pg_ingest;
+mod pg_queries;
 mod probe;
 mod queries;
 mod report;
@@ -64,6 +69,12 @@ enum Phase {
     /// A long mixed load (ingest, queries, proofs, exports) with memory watched (its own command: not in
     /// the default phases).
     S,
+    /// HTTP batch ingest into PostgreSQL beside a raw `COPY` of the same rows (needs PostgreSQL's
+    /// binaries; not in the default phases).
+    P,
+    /// Query latency on a large PostgreSQL store, and with `--pg-plans` the plans of its statements (needs
+    /// PostgreSQL's binaries; not in the default phases).
+    Q,
 }
 
 /// Measures Trailkeep's ingest throughput, the raw engine's ceilings, query latency, what sealing
@@ -124,6 +135,15 @@ struct Args {
     /// Inclusion proofs a second in phase (s).
     #[arg(long, default_value_t = 10.0)]
     soak_proofs: f64,
+    /// Events in the PostgreSQL store that phase (q) queries.
+    #[arg(long, default_value_t = 1_000_000)]
+    pg_events: u64,
+    /// Write `EXPLAIN (ANALYZE, BUFFERS)` of each query of phase (q), as the store runs it, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pg_plans: Option<PathBuf>,
+    /// Keep phase (q)'s database this many seconds after its queries before dropping it, to look at it.
+    #[arg(long, default_value_t = 0)]
+    pg_keep_secs: u64,
     /// Seed of the event generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -166,6 +186,10 @@ impl Args {
         flag("soak-single", self.soak_single.to_string(), defaults.soak_single.to_string());
         flag("soak-queries", self.soak_queries.to_string(), defaults.soak_queries.to_string());
         flag("soak-proofs", self.soak_proofs.to_string(), defaults.soak_proofs.to_string());
+        flag("pg-events", self.pg_events.to_string(), defaults.pg_events.to_string());
+        if let Some(plans) = &self.pg_plans {
+            flag("pg-plans", plans.display().to_string(), String::new());
+        }
         flag("seed", self.seed.to_string(), defaults.seed.to_string());
         let phases = |p: &[Phase]| p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(",");
         flag("phases", phases(&self.phases), phases(&defaults.phases));
@@ -194,17 +218,27 @@ async fn main() -> anyhow::Result<()> {
         queries: None,
         seal_delay: None,
         bundle: None,
+        pg_ingest: None,
+        pg_queries: None,
+    };
+    let cluster = match run(Phase::P) || run(Phase::Q) {
+        true => Some(pg::Cluster::start()?),
+        false => None,
     };
 
-    if run(Phase::A) || run(Phase::B) || run(Phase::C) || run(Phase::E) {
+    if run(Phase::A) || run(Phase::B) || run(Phase::C) || run(Phase::E) || run(Phase::P) {
         eprintln!("generating {} events", stats::thousands(args.events as f64));
         let events = Arc::new(generate(&population, args.seed, args.events.max(1), trailkeep_server::now_ms()));
         report.mean_event_bytes = Some(events.iter().map(String::len).sum::<usize>() as f64 / events.len() as f64);
 
+        let last: serde_json::Value = serde_json::from_str(events.last().context("no events")?)?;
+        let marker_org = last["organization_id"].as_str().context("the last event has no organisation")?;
+        let marker = marker_word(args.seed);
+        if let (true, Some(cluster)) = (run(Phase::P), &cluster) {
+            report.pg_ingest =
+                Some(pg_ingest::run(cluster, &events, &marker, marker_org, args.senders, &scratch).await?);
+        }
         if run(Phase::A) {
-            let last: serde_json::Value = serde_json::from_str(events.last().context("no events")?)?;
-            let marker_org = last["organization_id"].as_str().context("the last event has no organisation")?;
-            let marker = marker_word(args.seed);
             let pairs = args.seal_pairs.max(1);
             for pair in 0..pairs {
                 let order = if pair % 2 == 0 { [Sealing::On, Sealing::Off] } else { [Sealing::Off, Sealing::On] };
@@ -267,6 +301,23 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("(v) done");
         report.bundle = Some(figures);
     }
+
+    if let (true, Some(cluster)) = (run(Phase::Q), &cluster) {
+        let figures = pg_queries::run(
+            cluster,
+            population.clone(),
+            args.seed,
+            args.pg_events.max(1),
+            args.query_runs.max(1),
+            &scratch,
+            args.pg_plans.as_deref(),
+            std::time::Duration::from_secs(args.pg_keep_secs),
+        )
+        .await?;
+        eprintln!("(q) done");
+        report.pg_queries = Some(figures);
+    }
+    drop(cluster);
 
     let export = match run(Phase::X) {
         true => Some(export_throughput::run(&population, args.seed, args.export_events.max(1), &scratch).await?),

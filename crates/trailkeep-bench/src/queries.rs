@@ -18,12 +18,13 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use tokio::task::JoinSet;
+use trailkeep_client::Client;
 use trailkeep_core::NewEvent;
 use trailkeep_core::validate::{IngestContext, parse_event};
 use trailkeep_store::AppendRequest;
 
 use crate::dataset::{Generator, Org, Population, TOPICS};
-use crate::harness::Prepared;
+use crate::harness::{Prepared, Server};
 use crate::stats::{Samples, progress};
 
 /// Events per append while loading.
@@ -34,7 +35,10 @@ pub const WARMUP: usize = 10;
 pub const FILTERED_TARGET_MS: f64 = 50.0;
 pub const FULL_TEXT_TARGET_MS: f64 = 200.0;
 
-/// The five typical queries.
+/// The page a deep-pagination query reads, following the cursors from the first.
+pub const DEEP_PAGE: usize = 20;
+
+/// The five typical queries, and paging deep into an organisation's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     Recent,
@@ -42,10 +46,14 @@ pub enum Shape {
     Actor,
     FullText,
     CostRange,
+    DeepPage,
 }
 
 impl Shape {
     pub const ALL: [Shape; 5] = [Shape::Recent, Shape::ActionWildcard, Shape::Actor, Shape::FullText, Shape::CostRange];
+    /// The five, then the deep page.
+    pub const WITH_DEEP_PAGE: [Shape; 6] =
+        [Shape::Recent, Shape::ActionWildcard, Shape::Actor, Shape::FullText, Shape::CostRange, Shape::DeepPage];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +62,7 @@ impl Shape {
             Shape::Actor => "actor",
             Shape::FullText => "full-text",
             Shape::CostRange => "AI cost range",
+            Shape::DeepPage => "page 20 of the timeline, through cursors",
         }
     }
 
@@ -65,14 +74,17 @@ impl Shape {
             Shape::Actor => "actor=<email>&limit=50",
             Shape::FullText => "text=<word>&limit=50",
             Shape::CostRange => "cost_min=0.5&limit=50",
+            Shape::DeepPage => "limit=50&cursor=<page 19's>",
         }
     }
 
-    pub fn target_ms(self) -> f64 {
-        if self == Shape::FullText { FULL_TEXT_TARGET_MS } else { FILTERED_TARGET_MS }
+    /// The p99 target: [`FULL_TEXT_TARGET_MS`] for full text, `filtered_ms` for the others.
+    pub fn target_ms(self, filtered_ms: f64) -> f64 {
+        if self == Shape::FullText { FULL_TEXT_TARGET_MS } else { filtered_ms }
     }
 
-    fn params(self, org: &Org, rng: &mut StdRng) -> Vec<(&'static str, String)> {
+    /// The query's parameters for `org`; a deep page's cursor is added as the pages are read.
+    pub fn params(self, org: &Org, rng: &mut StdRng) -> Vec<(&'static str, String)> {
         let mut params = vec![("organization_id", org.id.clone())];
         match self {
             Shape::Recent => params.push(("range", "24h".into())),
@@ -83,6 +95,7 @@ impl Shape {
             }
             Shape::FullText => params.push(("text", (*TOPICS.choose(rng).unwrap_or(&"invoice")).to_owned())),
             Shape::CostRange => params.push(("cost_min", "0.5".into())),
+            Shape::DeepPage => {}
         }
         params.push(("limit", "50".into()));
         params
@@ -92,6 +105,8 @@ impl Shape {
 #[derive(Debug, Clone)]
 pub struct QueryFigures {
     pub shape: Shape,
+    /// The p99 target, in milliseconds.
+    pub target_ms: f64,
     pub latency: Samples,
     /// Events returned, over all measured runs.
     pub rows: u64,
@@ -203,14 +218,41 @@ pub async fn run(
     let index_lag = loaded.elapsed();
 
     let server = prepared.serve().await?;
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x7175_6572_7900);
+    let queries = measure(&server, &population, seed, runs, &Shape::ALL, FILTERED_TARGET_MS, "(d) queries").await?;
+    server.stop().await?;
+    Ok(QueryPhase { events: total, load: load_time, index_lag, queries })
+}
+
+/// The seed of the parameters' random choices, derived from the data set's.
+pub fn params_seed(seed: u64) -> u64 {
+    seed ^ 0x7175_6572_7900
+}
+
+/// Runs each of `shapes` [`WARMUP`] times unmeasured, then `runs` times measured, one at a time over HTTP
+/// through `server`'s client. A deep page follows the cursors from the first page, unmeasured, and only
+/// the request for page [`DEEP_PAGE`] is timed. `what` labels the progress bar.
+pub async fn measure(
+    server: &Server,
+    population: &Population,
+    seed: u64,
+    runs: usize,
+    shapes: &[Shape],
+    filtered_target_ms: f64,
+    what: &str,
+) -> anyhow::Result<Vec<QueryFigures>> {
+    let mut rng = StdRng::seed_from_u64(params_seed(seed));
     let mut queries = Vec::new();
-    let bar = progress((Shape::ALL.len() * (runs + WARMUP)) as u64, "(d) queries");
-    for shape in Shape::ALL {
-        let mut figures = QueryFigures { shape, latency: Samples::with_capacity(runs), rows: 0 };
+    let bar = progress((shapes.len() * (runs + WARMUP)) as u64, what);
+    for &shape in shapes {
+        let target_ms = shape.target_ms(filtered_target_ms);
+        let mut figures = QueryFigures { shape, target_ms, latency: Samples::with_capacity(runs), rows: 0 };
         for i in 0..WARMUP + runs {
             let org = &population.orgs[i % population.orgs.len()];
-            let params = shape.params(org, &mut rng);
+            let mut params = shape.params(org, &mut rng);
+            if shape == Shape::DeepPage {
+                let cursor = cursor_to_page(&server.client, &params, DEEP_PAGE).await?;
+                params.push(("cursor", cursor));
+            }
             let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let sent = Instant::now();
             let page = server.client.list_events(&params).await.with_context(|| format!("{} failed", shape.name()))?;
@@ -224,6 +266,19 @@ pub async fn run(
         queries.push(figures);
     }
     bar.finish_and_clear();
-    server.stop().await?;
-    Ok(QueryPhase { events: total, load: load_time, index_lag, queries })
+    Ok(queries)
+}
+
+/// The cursor that reads page `page` (from 1) of the query `params`, found by reading the pages before it.
+async fn cursor_to_page(client: &Client, params: &[(&'static str, String)], page: usize) -> anyhow::Result<String> {
+    let mut cursor: Option<String> = None;
+    for n in 1..page {
+        let mut query: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(c) = &cursor {
+            query.push(("cursor", c));
+        }
+        let read = client.list_events(&query).await.context("reading the pages before a deep page failed")?;
+        cursor = Some(read.next_cursor.with_context(|| format!("the timeline ended at page {n}"))?);
+    }
+    cursor.context("page 1 has no cursor")
 }

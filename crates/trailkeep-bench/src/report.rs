@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 
 use crate::batch_ingest::{BATCH, BatchIngest};
 use crate::engine::{EngineCeilings, EngineRun, ROWS_PER_TRANSACTION};
+use crate::pg_ingest::PgIngest;
+use crate::pg_queries::PgQueryPhase;
 use crate::probe::Activity;
 use crate::queries::QueryPhase;
 use crate::seal_delay::{COVER_DEADLINE, SealDelay};
@@ -30,6 +32,8 @@ pub const SEALED_VS_UNSEALED: f64 = 0.9;
 pub const SEAL_DELAY_P99_MS: f64 = 1000.0;
 /// Bundle verification on one core.
 pub const VERIFY_EVENTS_PER_SEC: f64 = 500_000.0;
+/// HTTP batch ingest into PostgreSQL, as a share of a raw `COPY` of the same rows.
+pub const PG_HTTP_VS_COPY: f64 = 0.4;
 
 /// What the figures were measured on.
 #[derive(Debug, Clone)]
@@ -76,6 +80,8 @@ pub struct Report {
     pub queries: Option<QueryPhase>,
     pub seal_delay: Option<SealDelay>,
     pub bundle: Option<BundleVerify>,
+    pub pg_ingest: Option<PgIngest>,
+    pub pg_queries: Option<PgQueryPhase>,
 }
 
 /// One line of the table.
@@ -293,6 +299,84 @@ fn bundle_rows(v: &BundleVerify) -> Vec<Row> {
     ]
 }
 
+/// p50/p99 of each query of a query phase, against its target.
+fn query_rows(q: &QueryPhase) -> Vec<Row> {
+    q.queries
+        .iter()
+        .map(|figures| {
+            let mut latency = figures.latency.clone();
+            let (p50, p99) = (latency.percentile_ms(50.0), latency.percentile_ms(99.0));
+            let rows_per_page = figures.rows as f64 / latency.len().max(1) as f64;
+            Row::check(
+                format!("    {} ({})", figures.shape.name(), figures.shape.example()),
+                format!("p50 {p50:.1} / p99 {p99:.1} ms, {rows_per_page:.0} rows"),
+                format!("p99 <= {:.0} ms", figures.target_ms),
+                p99,
+                figures.target_ms,
+                false,
+            )
+        })
+        .collect()
+}
+
+/// Phase (p): HTTP ingest into PostgreSQL beside a raw `COPY` of the same rows.
+fn pg_ingest_rows(p: &PgIngest) -> Vec<Row> {
+    let b = &p.http;
+    let mut latency = b.latency.clone();
+    let http = rate(b.events, b.elapsed);
+    let copy = rate(p.copy.rows, p.copy.elapsed);
+    let mut rows = vec![
+        Row::info(
+            format!(
+                "(p) PostgreSQL {}: HTTP batch ingest, {}/request, {} senders",
+                p.version,
+                thousands(BATCH as f64),
+                b.senders
+            ),
+            format!("{} ({} once indexed and sealed)", per_sec(b.events, b.elapsed, "events"), mib(p.http_disk_bytes)),
+        ),
+        Row::info(
+            "    request latency p50 / p99",
+            format!("{:.0} / {:.0} ms", latency.percentile_ms(50.0), latency.percentile_ms(99.0)),
+        ),
+        Row::info(
+            "    process CPU (PostgreSQL's own processes not included)",
+            format!("{:.2} cores", b.activity.process_cores),
+        ),
+        Row::info(
+            "    last event searchable after its ack",
+            format!("{} ms", thousands(b.searchable_after.as_secs_f64() * 1e3)),
+        ),
+    ];
+    if let Some(after) = b.sealed_after {
+        rows.push(Row::info(
+            "    sealed: every event under a signed checkpoint",
+            format!(
+                "{}; last checkpoint {} ms after the last ack",
+                per_sec(b.events, b.elapsed + after, "events"),
+                thousands(after.as_secs_f64() * 1e3)
+            ),
+        ));
+    }
+    rows.push(Row::info(
+        format!(
+            "(p) raw COPY of the same rows, {}/transaction, {} connections",
+            thousands(BATCH as f64),
+            p.copy.connections
+        ),
+        format!("{} ({})", per_sec(p.copy.rows, p.copy.elapsed, "rows"), mib(p.copy.disk_bytes)),
+    ));
+    rows.push(Row::check(
+        "    HTTP ingest vs raw COPY",
+        format!("{:.1}%", http / copy * 100.0),
+        format!(">= {:.0}%", PG_HTTP_VS_COPY * 100.0),
+        http / copy,
+        PG_HTTP_VS_COPY,
+        true,
+    ));
+    rows
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -408,19 +492,24 @@ impl Report {
                     q.index_lag.as_secs_f64()
                 ),
             ));
-            for figures in &q.queries {
-                let mut latency = figures.latency.clone();
-                let (p50, p99) = (latency.percentile_ms(50.0), latency.percentile_ms(99.0));
-                let rows_per_page = figures.rows as f64 / latency.len().max(1) as f64;
-                rows.push(Row::check(
-                    format!("    {} ({})", figures.shape.name(), figures.shape.example()),
-                    format!("p50 {p50:.1} / p99 {p99:.1} ms, {rows_per_page:.0} rows"),
-                    format!("p99 <= {:.0} ms", figures.shape.target_ms()),
-                    p99,
-                    figures.shape.target_ms(),
-                    false,
-                ));
-            }
+            rows.extend(query_rows(q));
+        }
+        if let Some(p) = &self.pg_ingest {
+            rows.extend(pg_ingest_rows(p));
+        }
+        if let Some(q) = &self.pg_queries {
+            rows.push(Row::info(
+                format!("(q) PostgreSQL {} store of {} events", q.version, thousands(q.phase.events as f64)),
+                format!(
+                    "loaded at {}; index done {:.1} s later; VACUUM (ANALYZE) {:.1} s; {} ({} bytes/event)",
+                    per_sec(q.phase.events, q.phase.load, "events"),
+                    q.phase.index_lag.as_secs_f64(),
+                    q.vacuum.as_secs_f64(),
+                    mib(q.disk_bytes),
+                    thousands(q.disk_bytes as f64 / q.phase.events.max(1) as f64)
+                ),
+            ));
+            rows.extend(query_rows(&q.phase));
         }
         if let Some(e) = &self.seal_delay {
             rows.extend(seal_delay_rows(e));
@@ -478,6 +567,13 @@ impl Report {
              generator sharing the same cores; the raw-engine rows are SQLite alone writing the same rows. \
              On a shared machine the figures are noisy: read them as orders of magnitude.\n",
         );
+        if self.pg_ingest.is_some() || self.pg_queries.is_some() {
+            out.push_str(&format!(
+                "\nPostgreSQL runs on the same machine, on a unix socket, with these settings on top of its \
+                 defaults: {}.\n",
+                crate::pg::SETTINGS.iter().map(|(k, v)| format!("`{k}={v}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         out
     }
 }

@@ -233,6 +233,19 @@ impl PostgresStore {
         })
     }
 
+    /// The plan of the statement [`Store::list_events`] runs for `query` in `scope`, as `EXPLAIN
+    /// (ANALYZE, BUFFERS)` shows it, after the statement's text: for studying plans on a large store
+    /// (`trailkeep-bench --pg-plans`). Runs in the same kind of transaction as the read, with the same
+    /// settings and values. `None` when the query reads nothing.
+    pub async fn explain_events(&self, scope: &ReadScope, query: &EventQuery) -> Result<Option<String>, StoreError> {
+        let (scope, query) = (scope.clone(), query.clone());
+        let (org, projects) = (scope.org.to_string(), projects_setting(&scope));
+        self.read(&org, &projects, move |tx| {
+            Box::pin(async move { read::explain_events(tx, &scope, &query).await.map_err(read_err) })
+        })
+        .await
+    }
+
     fn sender(&self) -> Option<mpsc::Sender<WriteOp>> {
         self.queue.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

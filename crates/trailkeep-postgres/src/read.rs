@@ -30,10 +30,13 @@ type Param = Box<dyn ToSql + Sync + Send>;
 struct Sql {
     conditions: Vec<String>,
     values: Vec<(Param, Type)>,
+    /// Each value as Rust's `Debug` shows it, for [`explain_events`].
+    shown: Vec<String>,
 }
 
 impl Sql {
-    fn bind(&mut self, value: impl ToSql + Sync + Send + 'static, ty: Type) -> String {
+    fn bind(&mut self, value: impl ToSql + Sync + Send + std::fmt::Debug + 'static, ty: Type) -> String {
+        self.shown.push(format!("{value:?}"));
         self.values.push((Box::new(value), ty));
         format!("${}", self.values.len())
     }
@@ -42,9 +45,17 @@ impl Sql {
         self.bind(column_text(s), Type::TEXT)
     }
 
+    /// `column` equal to one of `values`: a plain equality for one value, which the planner estimates
+    /// from the column's statistics and matches to an index as it does a constant, `= ANY` of an array
+    /// for several.
     fn in_list(&mut self, column: &str, values: &[String]) -> String {
-        let values: Vec<String> = values.iter().map(|v| column_text(v)).collect();
-        format!("{column} = ANY({})", self.bind(values, Type::TEXT_ARRAY))
+        match values {
+            [one] => format!("{column} = {}", self.bind_text(one)),
+            _ => {
+                let values: Vec<String> = values.iter().map(|v| column_text(v)).collect();
+                format!("{column} = ANY({})", self.bind(values, Type::TEXT_ARRAY))
+            }
+        }
     }
 
     fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
@@ -324,6 +335,55 @@ async fn cost_plan(
     Ok(Some((i, n <= COST_PROBE)))
 }
 
+/// Up to this many full-text matches are read through the GIN index and their events sorted; a phrase
+/// matching more is checked event by event along the timeline, where a page of 50 fills within the
+/// first few thousand events of an organisation of a million. Each matched event read costs about what
+/// three events walked do.
+const TEXT_PROBE: i64 = 2000;
+
+/// For the first full-text term of a filter: its position, and whether it matches few enough events in
+/// the organisation to be read through the GIN index. One bounded probe decides it: `tk_search`, called
+/// in the select list, hands back its matches one at a time, so the probe stops after [`TEXT_PROBE`].
+async fn text_plan(
+    tx: &Transaction<'_>,
+    org: &str,
+    terms: &[Term],
+) -> Result<Option<(usize, bool)>, tokio_postgres::Error> {
+    let Some((i, query)) = terms.iter().enumerate().find_map(|(i, t)| match &t.predicate {
+        Predicate::Text(text) if !t.negated => crate::text::tsquery_literal(text).map(|q| (i, q)),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let mut probe = Sql::default();
+    let org = probe.bind_text(org);
+    let query = probe.bind_text(&query);
+    let statement =
+        format!("SELECT COUNT(*) FROM (SELECT tk_search({org}, {query}::tsquery) LIMIT {}) probe", TEXT_PROBE + 1);
+    let n: i64 = tx.query_typed(&statement, &probe.params()).await?[0].get(0);
+    Ok(Some((i, n <= TEXT_PROBE)))
+}
+
+/// A full-text condition checked on each event the query visits, through the full-text row's primary
+/// key rather than the GIN index: for a phrase so common that walking the timeline finds a page's worth
+/// of matches sooner than reading every match. Row-level security admits the row as for any read.
+///
+/// A scalar subquery rather than `EXISTS`: the planner turns `EXISTS` into a semi-join, which it may
+/// run as a hash join over every full-text row of the organisation; a scalar subquery stays a check
+/// on each row the timeline's index hands up, and the page stops the walk.
+fn text_walk_condition(sql: &mut Sql, text: &str) -> String {
+    match crate::text::tsquery_literal(text) {
+        Some(query) => {
+            let query = sql.bind_text(&query);
+            format!(
+                "COALESCE((SELECT s.body @@ {query}::tsquery FROM event_search s WHERE s.org_id = events.org_id \
+                 AND s.seq = events.seq AND s.received_at = events.received_at), false)"
+            )
+        }
+        None => "false".to_owned(),
+    }
+}
+
 fn parse_event(payload: &str) -> Result<Event, ReadError> {
     serde_json::from_str(payload).map_err(|e| ReadError::Payload(e.to_string()))
 }
@@ -336,8 +396,56 @@ pub enum ReadError {
     Payload(String),
 }
 
+/// A page query as it is sent: its SQL text and bound values.
+struct PageStatement {
+    sql: Sql,
+    text: String,
+}
+
 /// Runs one page query in a transaction scoped to `scope`.
 pub async fn list_events(tx: &Transaction<'_>, scope: &ReadScope, query: &EventQuery) -> Result<EventPage, ReadError> {
+    let Some(statement) = page_statement(tx, scope, query).await? else {
+        // An action pattern that matches no action this organisation has: nothing to read.
+        return Ok(EventPage { events: Vec::new(), next: None });
+    };
+    let rows = tx.query_typed(&statement.text, &statement.sql.params()).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        events.push(parse_event(row.get(0))?);
+    }
+    let next = if events.len() > query.limit {
+        events.truncate(query.limit);
+        events.last().map(|e| Cursor { order: query.order, occurred_at: e.occurred_at, seq: e.seq })
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the statement [`list_events`] runs for `query`, with the same values
+/// bound, as text after the statement and its values: for studying the plans on a large store. `None` when the query reads nothing (an
+/// action pattern matching none of the organisation's actions). The statement runs in full.
+pub async fn explain_events(
+    tx: &Transaction<'_>,
+    scope: &ReadScope,
+    query: &EventQuery,
+) -> Result<Option<String>, ReadError> {
+    let Some(statement) = page_statement(tx, scope, query).await? else { return Ok(None) };
+    let explain = format!("EXPLAIN (ANALYZE, BUFFERS) {}", statement.text);
+    let rows = tx.query_typed(&explain, &statement.sql.params()).await?;
+    let plan: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let values: Vec<String> =
+        statement.sql.shown.iter().enumerate().map(|(i, v)| format!("-- ${} = {v}", i + 1)).collect();
+    Ok(Some(format!("{}\n{}\n\n{}", statement.text, values.join("\n"), plan.join("\n"))))
+}
+
+/// The statement that reads one page, after the index probes that shape it; `None` when nothing can
+/// match.
+async fn page_statement(
+    tx: &Transaction<'_>,
+    scope: &ReadScope,
+    query: &EventQuery,
+) -> Result<Option<PageStatement>, ReadError> {
     let org_id = scope.org.as_str();
     let mut sql = Sql::default();
     let org = sql.bind_text(org_id);
@@ -356,13 +464,13 @@ pub async fn list_events(tx: &Transaction<'_>, scope: &ReadScope, query: &EventQ
         }
     }
     if arms.as_ref().is_some_and(|(_, a)| a.is_empty()) {
-        // An action pattern that matches no action this organisation has: nothing to read.
-        return Ok(EventPage { events: Vec::new(), next: None });
+        return Ok(None);
     }
     let cost = match arms {
         None => cost_plan(tx, org_id, &query.filter.terms).await?,
         Some(_) => None,
     };
+    let text = text_plan(tx, org_id, &query.filter.terms).await?;
     for (i, term) in query.filter.terms.iter().enumerate() {
         if arms.as_ref().is_some_and(|(driver, _)| *driver == i) {
             continue;
@@ -377,6 +485,9 @@ pub async fn list_events(tx: &Transaction<'_>, scope: &ReadScope, query: &EventQ
                     // page quickly.
                     range_condition(&mut sql, "(ai_cost + 0)", *lower, *upper)
                 }
+            }
+            (_, Predicate::Text(phrase)) if text.is_some_and(|(at, selective)| at == i && !selective) => {
+                text_walk_condition(&mut sql, phrase)
             }
             _ => term_condition(&mut sql, org_id, term),
         };
@@ -417,18 +528,7 @@ pub async fn list_events(tx: &Transaction<'_>, scope: &ReadScope, query: &EventQ
             )
         }
     };
-    let rows = tx.query_typed(&statement, &sql.params()).await?;
-    let mut events = Vec::with_capacity(rows.len());
-    for row in rows {
-        events.push(parse_event(row.get(0))?);
-    }
-    let next = if events.len() > query.limit {
-        events.truncate(query.limit);
-        events.last().map(|e| Cursor { order: query.order, occurred_at: e.occurred_at, seq: e.seq })
-    } else {
-        None
-    };
-    Ok(EventPage { events, next })
+    Ok(Some(PageStatement { sql, text: statement }))
 }
 
 /// Totals of the AI requests (events with an `ai` record, which always have `ai_failed`) that `filter`

@@ -401,6 +401,15 @@ BEGIN
     RETURN deleted;
 END $$;
 "#,
+    // Resource filters follow the timeline: `resource_id` and `resource_type` are filters of their own,
+    // each compared for equality and read newest first, so each gets an index ending in the timeline's
+    // order. They replace the index on both columns together, which answered neither alone in order.
+    r#"
+CREATE INDEX events_org_resource_id ON events (org_id, resource_id, occurred_at, seq) WHERE resource_id IS NOT NULL;
+CREATE INDEX events_org_resource_type ON events (org_id, resource_type, occurred_at, seq)
+    WHERE resource_type IS NOT NULL;
+DROP INDEX events_org_resource;
+"#,
 ];
 
 /// The functions the store's role may call; every other function stays the owner's.

@@ -255,6 +255,13 @@ impl TestCluster {
 
     /// Runs `initdb` and starts the server; see the module documentation.
     pub fn start() -> Result<TestCluster, HarnessError> {
+        TestCluster::start_with(&[])
+    }
+
+    /// [`TestCluster::start`] with server settings of the caller's on top (`-c name=value` each), such as
+    /// a larger `shared_buffers` for a benchmark. Durability settings are PostgreSQL's defaults unless
+    /// given here.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<TestCluster, HarnessError> {
         let bin = find_binaries()?;
         let run_as = if effective_uid() == Some(0) { Some(unprivileged_user()?) } else { None };
         // A unix socket path is limited to about 100 bytes: keep the directory short.
@@ -284,8 +291,11 @@ impl TestCluster {
                 OsStr::new("--no-sync"),
             ],
         )?;
-        let options =
+        let mut options =
             format!("-k '{}' -p {PORT} -c listen_addresses='' -c max_connections=200", cluster.socket_dir().display());
+        for (name, value) in settings {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
         let log = cluster.dir.path().join("server.log");
         let started = cluster.command(
             "pg_ctl start",
@@ -395,22 +405,54 @@ impl TestCluster {
     pub fn database(&'static self) -> Result<TestDatabase, HarnessError> {
         static NEXT: AtomicUsize = AtomicUsize::new(1);
         let name = format!("tk_{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        self.on_thread(|cluster| {
-            let name = name.clone();
-            async move {
-                let client = cluster.connect(SUPERUSER, "postgres").await?;
-                client
-                    .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
-                    .await
-                    .map_err(|e| step(format!("creating the database {name}"))(e.to_string()))
-            }
-        })?;
+        self.create_database(&name)?;
         Ok(TestDatabase { cluster: self, name })
     }
 
+    /// Creates the empty database `name` (an identifier of letters, digits and `_`), owned by
+    /// [`OWNER_ROLE`]. Works inside or outside a runtime.
+    pub fn create_database(&self, name: &str) -> Result<(), HarnessError> {
+        self.on_thread(|cluster| async move {
+            let client = cluster.connect(SUPERUSER, "postgres").await?;
+            client
+                .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
+                .await
+                .map_err(|e| step(format!("creating the database {name}"))(e.to_string()))
+        })
+    }
+
+    /// Drops the database `name`, ending its connections first.
+    pub fn drop_database(&self, name: &str) -> Result<(), HarnessError> {
+        self.on_thread(|cluster| async move {
+            let client = cluster.connect(SUPERUSER, "postgres").await?;
+            client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .map_err(|e| step(format!("dropping the database {name}"))(e.to_string()))
+        })
+    }
+
+    /// The connection string of `role` on `database`, as `database_url` takes it.
+    pub fn url(&self, role: &str, database: &str) -> String {
+        format!("host='{}' port={PORT} user={role} dbname={database}", self.socket_dir().display())
+    }
+
+    /// The server's version, as `SHOW server_version` gives it.
+    pub fn server_version(&self) -> Result<String, HarnessError> {
+        self.on_thread(|cluster| async move {
+            let client = cluster.connect(SUPERUSER, "postgres").await?;
+            let row = client
+                .query_one("SHOW server_version", &[])
+                .await
+                .map_err(|e| step("reading the server version")(e.to_string()))?;
+            Ok(row.get(0))
+        })
+    }
+
     /// Starts a process that, once this process has exited, stops the server at once and removes the
-    /// cluster's directory: a cluster in a `static` is never dropped.
-    fn watch_for_exit(&self) -> Result<(), HarnessError> {
+    /// cluster's directory: a cluster in a `static` is never dropped, and a process stopped by a signal
+    /// drops nothing.
+    pub fn watch_for_exit(&self) -> Result<(), HarnessError> {
         use std::os::unix::process::CommandExt;
         let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
             .map_err(|e| step("reading postmaster.pid")(e.to_string()))?;
@@ -472,7 +514,7 @@ impl TestDatabase {
 
     /// The connection string of `role` on this database, as `database_url` takes it.
     pub fn url(&self, role: &str) -> String {
-        format!("host='{}' port={PORT} user={role} dbname={}", self.cluster.socket_dir().display(), self.name)
+        self.cluster.url(role, &self.name)
     }
 
     /// Store settings: run as the service role, migrating as the owner first.
@@ -488,13 +530,6 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = self.cluster.on_thread(|cluster| async move {
-            let client = cluster.connect(SUPERUSER, "postgres").await?;
-            client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .map_err(|e| step("dropping the database")(e.to_string()))
-        });
+        let _ = self.cluster.drop_database(&self.name);
     }
 }

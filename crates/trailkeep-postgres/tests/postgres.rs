@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use trailkeep_core::checkpoint::{Ed25519Signer, SignerSet};
 use trailkeep_core::cursor::Order;
-use trailkeep_core::{Filter, OrgId, Predicate, Term};
+use trailkeep_core::{ActionPattern, Filter, OrgId, Predicate, Term};
 use trailkeep_postgres::testing::{OWNER_ROLE, SERVICE_ROLE, TestDatabase, cluster};
 use trailkeep_postgres::{PostgresStore, Sealing};
 use trailkeep_store::conformance::{SEALING_KEY_NAME, SEALING_SEED, new_event};
@@ -430,4 +430,75 @@ async fn retention_prunes_only_through_tk_prune_and_takes_the_full_text_rows_wit
         tx.rollback().await.unwrap();
     }
     assert_eq!(count("SELECT count(*) FROM events WHERE org_id = 'a'").await, 3, "seqs 1, 4 and 5 are left");
+}
+
+/// A phrase matching more events than the full-text probe reads is checked along the timeline instead
+/// of read through the GIN index; either way the pages hold what a filter over every event would, in
+/// timeline order, alone or with an action filter.
+#[tokio::test]
+async fn full_text_pages_are_the_same_whether_the_phrase_is_common_or_rare() {
+    let database = cluster().database().unwrap();
+    let store = open(&database).await;
+    // More matches of `common` than the probe's 2,000; occurred_at a permutation of the seqs, so that
+    // timeline order is not seq order.
+    const N: i64 = 2600;
+    let events: Vec<trailkeep_core::NewEvent> = (0..N)
+        .map(|i| {
+            let action = if i % 3 == 0 { "doc.viewed" } else { "doc.edited" };
+            let mut event = new_event("a", action, 1_000 + (i * 7919) % N);
+            let rare = if i % 97 == 0 { " rare" } else { "" };
+            let last = if i == N - 1 { " last" } else { "" };
+            event.description = Some(format!("a common word{rare}{last}"));
+            event
+        })
+        .collect();
+    store.append(AppendRequest { events: events.clone(), idempotency: None }).await.unwrap();
+    let scope = ReadScope::org(org("a"));
+    let text = |t: &str| Term { negated: false, predicate: Predicate::Text(t.into()) };
+    let query = |terms: Vec<Term>, order: Order| EventQuery { filter: Filter { terms }, order, limit: 50, after: None };
+    for _ in 0..400 {
+        if !store.list_events(&scope, &query(vec![text("last")], Order::Desc)).await.unwrap().events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let viewed =
+        || Term { negated: false, predicate: Predicate::Action(vec![ActionPattern::parse("doc.viewed").unwrap()]) };
+    let cases: Vec<(&str, Vec<Term>, Box<dyn Fn(i64) -> bool>)> = vec![
+        ("common", vec![text("common")], Box::new(|_| true)),
+        ("rare", vec![text("rare")], Box::new(|i| i % 97 == 0)),
+        ("common, viewed", vec![viewed(), text("common")], Box::new(|i| i % 3 == 0)),
+        ("rare, viewed", vec![viewed(), text("rare")], Box::new(|i| i % 3 == 0 && i % 97 == 0)),
+    ];
+    for (name, terms, matches) in cases {
+        for order in [Order::Desc, Order::Asc] {
+            let mut expected: Vec<(i64, u64)> =
+                (0..N).filter(|&i| matches(i)).map(|i| (events[i as usize].occurred_at, i as u64 + 1)).collect();
+            expected.sort();
+            if order == Order::Desc {
+                expected.reverse();
+            }
+            let mut found = Vec::new();
+            let mut q = query(terms.clone(), order);
+            loop {
+                let page = store.list_events(&scope, &q).await.unwrap();
+                found.extend(page.events.iter().map(|e| (e.occurred_at, e.seq)));
+                match page.next {
+                    Some(next) => q.after = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(found, expected, "{name}, {order:?}");
+        }
+    }
+    // The common phrase was checked along the timeline, the rare one read through the index.
+    let plan = |t: &str| {
+        let store = &store;
+        let scope = &scope;
+        let q = query(vec![text(t)], Order::Desc);
+        async move { store.explain_events(scope, &q).await.unwrap().unwrap() }
+    };
+    assert!(plan("common").await.contains("event_search s"), "the common phrase is checked event by event");
+    assert!(plan("rare").await.contains("tk_search"), "the rare phrase is read through tk_search");
+    store.shutdown().await;
 }
