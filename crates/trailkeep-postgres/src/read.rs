@@ -35,7 +35,7 @@ struct Sql {
 }
 
 impl Sql {
-    fn bind(&mut self, value: impl ToSql + Sync + Send + std::fmt::Debug + 'static, ty: Type) -> String {
+    fn bind(&mut self, value: impl ToSql + Sync + Send + 'static, ty: Type) -> String {
         self.shown.push(format!("{value:?}"));
         self.values.push((Box::new(value), ty));
         format!("${}", self.values.len())

@@ -467,7 +467,9 @@ async fn full_text_pages_are_the_same_whether_the_phrase_is_common_or_rare() {
     owner.batch_execute("ANALYZE trailkeep.event_search").await.unwrap();
     let viewed =
         || Term { negated: false, predicate: Predicate::Action(vec![ActionPattern::parse("doc.viewed").unwrap()]) };
-    let cases: Vec<(&str, Vec<Term>, Box<dyn Fn(i64) -> bool>)> = vec![
+    // A name, the filter's terms, and which events (by number from 0) it selects.
+    type Case = (&'static str, Vec<Term>, Box<dyn Fn(i64) -> bool>);
+    let cases: Vec<Case> = vec![
         ("common", vec![text("common")], Box::new(|_| true)),
         ("rare", vec![text("rare")], Box::new(|i| i % 97 == 0)),
         ("common, viewed", vec![viewed(), text("common")], Box::new(|i| i % 3 == 0)),
