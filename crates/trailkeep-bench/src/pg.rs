@@ -64,7 +64,7 @@ impl Cluster {
     /// Connection settings of the schema's owner on `database`, with the schema on the search path.
     pub fn owner_config(&self, database: &str) -> tokio_postgres::Config {
         let mut config = self.inner.config(OWNER_ROLE, database);
-        config.options(&format!("-c search_path={}", trailkeep_postgres::schema::SCHEMA));
+        config.options(format!("-c search_path={}", trailkeep_postgres::schema::SCHEMA));
         config
     }
 
