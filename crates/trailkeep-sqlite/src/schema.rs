@@ -172,6 +172,49 @@ CREATE TABLE fts_deletions (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);
     r#"
 UPDATE events SET payload = trailkeep_canonical(payload);
 "#,
+    // Export jobs (run in the background, leased to whoever runs them) and scheduled exports with the
+    // window each has reached.
+    r#"
+CREATE TABLE export_jobs (
+    id             TEXT    PRIMARY KEY,
+    org_id         TEXT    NOT NULL,
+    format         TEXT    NOT NULL,
+    request        TEXT    NOT NULL,
+    status         TEXT    NOT NULL,
+    events_written INTEGER NOT NULL,
+    total_estimate INTEGER,
+    created_at     INTEGER NOT NULL,
+    created_by     TEXT    NOT NULL,
+    started_at     INTEGER,
+    finished_at    INTEGER,
+    error          TEXT,
+    file           TEXT,
+    bytes          INTEGER,
+    lease_owner    TEXT,
+    lease_until    INTEGER,
+    attempts       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX export_jobs_org ON export_jobs (org_id, created_at);
+CREATE INDEX export_jobs_status ON export_jobs (status, created_at);
+CREATE INDEX export_jobs_finished ON export_jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE export_schedules (
+    id               TEXT    PRIMARY KEY,
+    org_id           TEXT    NOT NULL,
+    destination      TEXT    NOT NULL,
+    format           TEXT    NOT NULL,
+    period           TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    created_by       TEXT    NOT NULL,
+    next_window      INTEGER NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    windows_done     INTEGER NOT NULL,
+    last_exported_at INTEGER,
+    last_error       TEXT,
+    lease_owner      TEXT,
+    lease_until      INTEGER
+) WITHOUT ROWID;
+CREATE INDEX export_schedules_org ON export_schedules (org_id, created_at);
+"#,
 ];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.
