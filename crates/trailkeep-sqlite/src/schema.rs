@@ -173,9 +173,10 @@ CREATE TABLE fts_deletions (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);
 UPDATE events SET payload = trailkeep_canonical(payload);
 "#,
     // Export jobs (run in the background, leased to whoever runs them) and scheduled exports with the
-    // window each has reached.
+    // window each has reached. `IF NOT EXISTS`, so that a database whose version was set back (as the
+    // upgrade test does) migrates forward again.
     r#"
-CREATE TABLE export_jobs (
+CREATE TABLE IF NOT EXISTS export_jobs (
     id             TEXT    PRIMARY KEY,
     org_id         TEXT    NOT NULL,
     format         TEXT    NOT NULL,
@@ -194,10 +195,10 @@ CREATE TABLE export_jobs (
     lease_until    INTEGER,
     attempts       INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX export_jobs_org ON export_jobs (org_id, created_at);
-CREATE INDEX export_jobs_status ON export_jobs (status, created_at);
-CREATE INDEX export_jobs_finished ON export_jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE TABLE export_schedules (
+CREATE INDEX IF NOT EXISTS export_jobs_org ON export_jobs (org_id, created_at);
+CREATE INDEX IF NOT EXISTS export_jobs_status ON export_jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS export_jobs_finished ON export_jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS export_schedules (
     id               TEXT    PRIMARY KEY,
     org_id           TEXT    NOT NULL,
     destination      TEXT    NOT NULL,
@@ -213,7 +214,7 @@ CREATE TABLE export_schedules (
     lease_owner      TEXT,
     lease_until      INTEGER
 ) WITHOUT ROWID;
-CREATE INDEX export_schedules_org ON export_schedules (org_id, created_at);
+CREATE INDEX IF NOT EXISTS export_schedules_org ON export_schedules (org_id, created_at);
 "#,
 ];
 
