@@ -481,6 +481,47 @@ fn rate_limit(name: &str, per_second: u32, burst: Option<u32>) -> Result<Option<
     Ok(Some(RateLimit { per_second, burst }))
 }
 
+impl DestinationSettings {
+    /// Checks the settings of destination `name`: what its kind needs is there, and nothing else.
+    pub fn check(&self, name: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| Err(ConfigError::Invalid(format!("[export_destinations.{name}] {message}")));
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return bad("the name must be 1-64 letters, digits, `-` or `_`".into());
+        }
+        if let Some(prefix) = &self.prefix
+            && (prefix.split('/').any(|part| part == ".." || part == ".") || prefix.chars().any(char::is_control))
+        {
+            return bad("prefix must be a plain path such as `trailkeep/exports`".into());
+        }
+        match self.kind.as_str() {
+            "dir" => {
+                if self.path.is_none() {
+                    return bad("a `dir` destination needs path".into());
+                }
+                if self.bucket.is_some() || self.endpoint.is_some() || self.access_key_id_env.is_some() {
+                    return bad("a `dir` destination takes path and prefix only".into());
+                }
+            }
+            "s3" => {
+                if self.bucket.as_deref().is_none_or(str::is_empty) {
+                    return bad("an `s3` destination needs bucket".into());
+                }
+                if self.path.is_some() {
+                    return bad("an `s3` destination takes no path; use prefix".into());
+                }
+                if self.access_key_id_env.is_some() != self.secret_access_key_env.is_some() {
+                    return bad("give both access_key_id_env and secret_access_key_env, or neither".into());
+                }
+            }
+            other => return bad(format!("kind must be `dir` or `s3`, not `{other}`")),
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,46 +707,5 @@ mod tests {
         let too_fast = Config { rate_limit_per_ip: MAX_RATE + 1, ..Config::default() };
         let err = too_fast.validate().unwrap_err().to_string();
         assert!(err.contains("rate_limit_per_ip must be at most"), "{err}");
-    }
-}
-
-impl DestinationSettings {
-    /// Checks the settings of destination `name`: what its kind needs is there, and nothing else.
-    pub fn check(&self, name: &str) -> Result<(), ConfigError> {
-        let bad = |message: String| Err(ConfigError::Invalid(format!("[export_destinations.{name}] {message}")));
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !name_ok {
-            return bad("the name must be 1-64 letters, digits, `-` or `_`".into());
-        }
-        if let Some(prefix) = &self.prefix
-            && (prefix.split('/').any(|part| part == ".." || part == ".") || prefix.chars().any(char::is_control))
-        {
-            return bad("prefix must be a plain path such as `trailkeep/exports`".into());
-        }
-        match self.kind.as_str() {
-            "dir" => {
-                if self.path.is_none() {
-                    return bad("a `dir` destination needs path".into());
-                }
-                if self.bucket.is_some() || self.endpoint.is_some() || self.access_key_id_env.is_some() {
-                    return bad("a `dir` destination takes path and prefix only".into());
-                }
-            }
-            "s3" => {
-                if self.bucket.as_deref().is_none_or(str::is_empty) {
-                    return bad("an `s3` destination needs bucket".into());
-                }
-                if self.path.is_some() {
-                    return bad("an `s3` destination takes no path; use prefix".into());
-                }
-                if self.access_key_id_env.is_some() != self.secret_access_key_env.is_some() {
-                    return bad("give both access_key_id_env and secret_access_key_env, or neither".into());
-                }
-            }
-            other => return bad(format!("kind must be `dir` or `s3`, not `{other}`")),
-        }
-        Ok(())
     }
 }

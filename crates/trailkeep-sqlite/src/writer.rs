@@ -240,7 +240,7 @@ impl Writer {
                     Ok(changed)
                 })),
                 WriteOp::Export(write, _) => OpResult::Session(guarded(&tx, savepoints, |c| {
-                    let changed = crate::exports::apply(c, &write.change).map_err(|e| failed(e))?;
+                    let changed = crate::exports::apply(c, &write.change).map_err(failed)?;
                     if let (true, Some(event)) = (changed, &write.audit) {
                         let req = AppendRequest { events: vec![event.clone()], idempotency: None };
                         append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
