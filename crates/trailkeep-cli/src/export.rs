@@ -2,7 +2,8 @@
 //! (`--format`, from `GET /v1/export`), or as a self-proving bundle (`--verifiable`, from
 //! `GET /v1/bundle`) — with the filters of `GET /v1/events`, showing progress as it goes. The file is
 //! written as `FILE.partial` and renamed only once everything has arrived, so a file under the asked
-//! name is always complete.
+//! name is always complete. With `--job` the export runs on the service as an export job
+//! (`POST /v1/exports`): the command follows its progress, then downloads the file it wrote.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -81,6 +82,10 @@ pub struct ExportArgs {
     /// log grew from it without rewriting, for `trailkeep verify --since`.
     #[arg(long, value_name = "CHECKPOINT", requires = "verifiable")]
     since: Option<PathBuf>,
+    /// Run the export as a job on the service — better for large ranges: it follows the job's progress,
+    /// then downloads the file.
+    #[arg(long, requires = "format")]
+    job: bool,
     /// Where to write; `-` for standard output.
     #[arg(long, short = 'o')]
     out: PathBuf,
@@ -112,6 +117,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         params.push(("q".into(), q.clone()));
     }
     match args.format {
+        Some(format) if args.job => run_job(&args, format, params).await,
         Some(format) => run_export(&args, format, params).await,
         None => run_bundle(&args, params).await,
     }
@@ -203,6 +209,90 @@ async fn run_export(args: &ExportArgs, format: Format, mut params: Vec<(String, 
     Ok(())
 }
 
+/// `--job`: creates an export job, shows its progress while it runs, then downloads its file.
+async fn run_job(args: &ExportArgs, format: Format, params: Vec<(String, String)>) -> anyhow::Result<()> {
+    let client = args.remote.client()?;
+    let mut filters: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    let mut body = serde_json::json!({
+        "format": format.as_str(),
+        "order": if args.asc { "asc" } else { "desc" },
+        "include_ai_text": args.include_ai_text,
+    });
+    for (name, value) in params {
+        match name.as_str() {
+            "organization_id" | "q" => body[name.as_str()] = value.into(),
+            _ => match filters.entry(name).or_insert_with(|| serde_json::Value::Array(Vec::new())) {
+                serde_json::Value::Array(values) => values.push(value.into()),
+                _ => unreachable!("filters are arrays"),
+            },
+        }
+    }
+    body["filters"] = filters.into();
+    let created: serde_json::Value = client
+        .send_json(trailkeep_client::Method::POST, "/v1/exports", &body)
+        .await
+        .map_err(|e| explain(e.into(), &client, format))?;
+    let id = created["id"].as_str().context("the service answered without a job id")?.to_owned();
+    let org = created["organization_id"].as_str().unwrap_or_default().to_owned();
+    let job_path = format!("/v1/exports/{}?organization_id={}", encode(&id), encode(&org));
+    let progress = match created["progress"]["total_estimate"].as_u64() {
+        Some(total) if total > 0 => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("{spinner} export job: {pos}/{len} events [{bar:30}] {per_sec} · {msg}")?
+                .progress_chars("=> "),
+        ),
+        _ => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} export job: {pos} events {per_sec} · {msg}")?),
+    };
+    progress.enable_steady_tick(std::time::Duration::from_millis(120));
+    let job = loop {
+        let job: serde_json::Value = match client.get_json(&job_path).await {
+            Ok(job) => job,
+            Err(e) => {
+                progress.finish_and_clear();
+                return Err(explain(e.into(), &client, format)
+                    .context(format!("the job {id} may still run; ask again with GET {job_path}")));
+            }
+        };
+        let written = job["progress"]["events_written"].as_u64().unwrap_or(0);
+        progress.set_position(written);
+        let status = job["status"].as_str().unwrap_or_default().to_owned();
+        progress.set_message(status.clone());
+        match status.as_str() {
+            "succeeded" | "failed" => break job,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    };
+    progress.finish_and_clear();
+    if job["status"] == "failed" {
+        bail!(
+            "the export job {id} failed ({}); run the command again, and if it fails again check the service's log",
+            job["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let url = job["download_url"].as_str().context("the finished job has no download link")?;
+    // The link's path and query, sent to the URL this command was given (the service's public URL may be
+    // another name for it).
+    let path = url.find("/v1/exports/").map(|i| &url[i..]).context("the download link is not a job download")?;
+    let bytes = ProgressBar::new(job["bytes"].as_u64().unwrap_or(0)).with_style(
+        ProgressStyle::with_template("{spinner} downloading {bytes}/{total_bytes} [{bar:30}] {binary_bytes_per_sec}")?
+            .progress_chars("=> "),
+    );
+    let downloaded = download_to(&client, path, &args.out, |chunk| bytes.inc(chunk.len() as u64), |_| Ok(())).await;
+    bytes.finish_and_clear();
+    let (received, _) = downloaded.map_err(|e| {
+        e.context(format!("downloading the job's file failed; run `trailkeep export --job` again (job {id})"))
+    })?;
+    if args.out.as_os_str() != "-" {
+        eprintln!(
+            "wrote {} ({} events, {})",
+            args.out.display(),
+            job["progress"]["events_written"].as_u64().unwrap_or(0),
+            indicatif::HumanBytes(received)
+        );
+    }
+    Ok(())
+}
+
 /// An export error with what to do about it.
 fn explain(e: anyhow::Error, client: &trailkeep_client::Client, format: Format) -> anyhow::Error {
     let Some(api) = e.downcast_ref::<ClientError>() else { return e };
@@ -224,7 +314,9 @@ fn explain(e: anyhow::Error, client: &trailkeep_client::Client, format: Format) 
                 "name the organisation with --org".to_owned()
             }
             ClientError::Api { field: Some(field), .. } => {
-                format!("fix --filter {field}=… (see docs/query-language.md)")
+                // An export job names a filter as `filters.NAME`.
+                let name = field.strip_prefix("filters.").unwrap_or(field);
+                format!("fix --filter {name}=… (see docs/query-language.md)")
             }
             _ => "check the filters".to_owned(),
         },

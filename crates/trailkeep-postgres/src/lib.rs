@@ -15,6 +15,7 @@
 //! **Boundary:** this crate is the only place (with its SQLite sibling) that speaks SQL.
 
 pub mod admin;
+pub mod exports;
 pub mod follow;
 pub mod indexer;
 pub mod ledger;
@@ -674,6 +675,111 @@ impl Store for PostgresStore {
             })
         })
         .await
+    }
+
+    // Export jobs and schedules
+
+    async fn export_write(
+        &self,
+        change: trailkeep_store::exports::ExportChange,
+        audit: Option<NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::Export(exports::ExportWrite { change, audit }, tx), rx).await
+    }
+
+    async fn get_export_job(
+        &self,
+        org: &OrgId,
+        id: &str,
+    ) -> Result<Option<trailkeep_store::exports::ExportJob>, StoreError> {
+        let (org, id) = (org.to_string(), id.to_owned());
+        self.read_org(&org.clone(), move |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt("SELECT * FROM export_jobs WHERE org_id = $1 AND id = $2", &[&org, &id])
+                    .await
+                    .map_err(sql)?;
+                row.as_ref().map(exports::job_from_row).transpose().map_err(damaged)
+            })
+        })
+        .await
+    }
+
+    async fn list_export_jobs(
+        &self,
+        org: &OrgId,
+        limit: usize,
+    ) -> Result<Vec<trailkeep_store::exports::ExportJob>, StoreError> {
+        let org = org.to_string();
+        let limit = limit as i64;
+        self.read_org(&org.clone(), move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT * FROM export_jobs WHERE org_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                        &[&org, &limit],
+                    )
+                    .await
+                    .map_err(sql)?;
+                rows.iter().map(exports::job_from_row).collect::<Result<_, _>>().map_err(damaged)
+            })
+        })
+        .await
+    }
+
+    async fn export_jobs_due(&self, now: i64) -> Result<Vec<trailkeep_store::exports::ExportJob>, StoreError> {
+        self.platform(move |c| {
+            Box::pin(async move {
+                let rows = c.query("SELECT * FROM tk_export_jobs_due($1)", &[&now]).await.map_err(sql)?;
+                rows.iter().map(exports::job_from_row).collect::<Result<_, _>>().map_err(damaged)
+            })
+        })
+        .await
+    }
+
+    async fn export_jobs_finished_before(
+        &self,
+        before: i64,
+    ) -> Result<Vec<trailkeep_store::exports::ExportJob>, StoreError> {
+        self.platform(move |c| {
+            Box::pin(async move {
+                let rows =
+                    c.query("SELECT * FROM tk_export_jobs_finished_before($1)", &[&before]).await.map_err(sql)?;
+                rows.iter().map(exports::job_from_row).collect::<Result<_, _>>().map_err(damaged)
+            })
+        })
+        .await
+    }
+
+    async fn list_export_schedules(
+        &self,
+        org: Option<&OrgId>,
+    ) -> Result<Vec<trailkeep_store::exports::ExportSchedule>, StoreError> {
+        match org {
+            None => {
+                self.platform(|c| {
+                    Box::pin(async move {
+                        let rows = c.query("SELECT * FROM tk_export_schedules()", &[]).await.map_err(sql)?;
+                        rows.iter().map(exports::schedule_from_row).collect::<Result<_, _>>().map_err(damaged)
+                    })
+                })
+                .await
+            }
+            Some(org) => {
+                let org = org.to_string();
+                self.read_org(&org.clone(), move |tx| {
+                    Box::pin(async move {
+                        let rows = tx
+                            .query("SELECT * FROM export_schedules WHERE org_id = $1 ORDER BY created_at, id", &[&org])
+                            .await
+                            .map_err(sql)?;
+                        rows.iter().map(exports::schedule_from_row).collect::<Result<_, _>>().map_err(damaged)
+                    })
+                })
+                .await
+            }
+        }
     }
 
     // Dashboard aggregates

@@ -410,6 +410,65 @@ CREATE INDEX events_org_resource_type ON events (org_id, resource_type, occurred
     WHERE resource_type IS NOT NULL;
 DROP INDEX events_org_resource;
 "#,
+    // Export jobs (run in the background, leased to whoever runs them) and scheduled exports with the
+    // window each has reached. The workers find work across organisations through the functions below;
+    // every change is made inside the organisation's own setting.
+    r#"
+CREATE TABLE export_jobs (
+    id             text COLLATE "C" PRIMARY KEY,
+    org_id         text COLLATE "C" NOT NULL,
+    format         text NOT NULL,
+    request        text NOT NULL,
+    status         text NOT NULL,
+    events_written bigint NOT NULL,
+    total_estimate bigint,
+    created_at     bigint NOT NULL,
+    created_by     text NOT NULL,
+    started_at     bigint,
+    finished_at    bigint,
+    error          text,
+    file           text,
+    bytes          bigint,
+    lease_owner    text,
+    lease_until    bigint,
+    attempts       integer NOT NULL
+);
+CREATE INDEX export_jobs_org ON export_jobs (org_id, created_at);
+CREATE INDEX export_jobs_status ON export_jobs (status, created_at);
+CREATE INDEX export_jobs_finished ON export_jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE export_schedules (
+    id               text COLLATE "C" PRIMARY KEY,
+    org_id           text COLLATE "C" NOT NULL,
+    destination      text NOT NULL,
+    format           text NOT NULL,
+    period           text NOT NULL,
+    created_at       bigint NOT NULL,
+    created_by       text NOT NULL,
+    next_window      bigint NOT NULL,
+    last_seq         bigint NOT NULL,
+    windows_done     bigint NOT NULL,
+    last_exported_at bigint,
+    last_error       text,
+    lease_owner      text,
+    lease_until      bigint
+);
+CREATE INDEX export_schedules_org ON export_schedules (org_id, created_at);
+ALTER TABLE export_jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON export_jobs USING (org_id = ANY ((SELECT tk_orgs())::text[]));
+ALTER TABLE export_schedules ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON export_schedules USING (org_id = ANY ((SELECT tk_orgs())::text[]));
+CREATE FUNCTION tk_export_jobs_due(p_now bigint) RETURNS SETOF export_jobs
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = trailkeep, pg_temp
+    AS $$ SELECT * FROM export_jobs WHERE status = 'queued'
+          OR (status = 'running' AND (lease_until IS NULL OR lease_until < p_now))
+          ORDER BY created_at, id LIMIT 100 $$;
+CREATE FUNCTION tk_export_jobs_finished_before(p_before bigint) RETURNS SETOF export_jobs
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = trailkeep, pg_temp
+    AS $$ SELECT * FROM export_jobs WHERE finished_at < p_before ORDER BY finished_at LIMIT 1000 $$;
+CREATE FUNCTION tk_export_schedules() RETURNS SETOF export_schedules
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = trailkeep, pg_temp
+    AS $$ SELECT * FROM export_schedules ORDER BY created_at, id $$;
+"#,
 ];
 
 /// The functions the store's role may call; every other function stays the owner's.
@@ -427,6 +486,9 @@ const SERVICE_FUNCTIONS: &[&str] = &[
     "tk_purge_expired(bigint, bigint)",
     "tk_ensure_partitions(integer)",
     "tk_prune(text, bigint[], bigint)",
+    "tk_export_jobs_due(bigint)",
+    "tk_export_jobs_finished_before(bigint)",
+    "tk_export_schedules()",
 ];
 
 /// What the store's role may do to each table. Events and the ledger are insert-only for it: the service
@@ -451,6 +513,8 @@ const SERVICE_TABLES: &[(&str, &str)] = &[
     // Written only by tk_prune.
     ("pruned", "SELECT"),
     ("idempotency", "SELECT, INSERT, UPDATE"),
+    ("export_jobs", "SELECT, INSERT, UPDATE, DELETE"),
+    ("export_schedules", "SELECT, INSERT, UPDATE, DELETE"),
 ];
 
 #[derive(Debug, thiserror::Error)]

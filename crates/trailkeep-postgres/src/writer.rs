@@ -64,6 +64,8 @@ pub enum WriteOp {
     Session(SessionWrite, oneshot::Sender<Result<bool, StoreError>>),
     /// One pass of retention over an organisation.
     Sweep(SweepRequest, oneshot::Sender<Result<SweepOutcome, StoreError>>),
+    /// An export job or schedule change; answers whether it happened.
+    Export(crate::exports::ExportWrite, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// How much one group commit may take on.
@@ -84,6 +86,7 @@ fn op_events(op: &WriteOp) -> usize {
         | WriteOp::RevokeKey(..)
         | WriteOp::Admin(..)
         | WriteOp::Session(..)
+        | WriteOp::Export(..)
         | WriteOp::Sweep(..) => 1,
     }
 }
@@ -284,6 +287,8 @@ impl Writer {
                 (WriteOp::Admin(_, tx), r) => drop(tx.send(r.map(|_| ()).map_err(AdminError::Failed))),
                 (WriteOp::Session(_, tx), Ok(OpResult::Session(done))) => drop(tx.send(Ok(done))),
                 (WriteOp::Session(_, tx), r) => drop(tx.send(r.map(|_| false).map_err(StoreError))),
+                (WriteOp::Export(_, tx), Ok(OpResult::Session(done))) => drop(tx.send(Ok(done))),
+                (WriteOp::Export(_, tx), r) => drop(tx.send(r.map(|_| false).map_err(StoreError))),
                 (WriteOp::Sweep(_, tx), Ok(OpResult::Sweep(r))) => drop(tx.send(r)),
                 (WriteOp::Sweep(_, tx), r) => drop(tx.send(r.map(|_| SweepOutcome::default()).map_err(StoreError))),
                 (WriteOp::Append(_, tx), Ok(_)) => {
@@ -412,6 +417,10 @@ impl Plan {
                             orgs.insert(PLATFORM.to_owned());
                         }
                     }
+                    write.audit.iter().for_each(&mut event);
+                }
+                WriteOp::Export(write, _) => {
+                    orgs.insert(write.change.org().to_string());
                     write.audit.iter().for_each(&mut event);
                 }
             }
@@ -581,6 +590,13 @@ impl Group<'_> {
                 OpResult::Session(changed)
             }
             WriteOp::Sweep(req, _) => OpResult::Sweep(self.sweep(req).await?),
+            WriteOp::Export(write, _) => {
+                let changed = crate::exports::apply(self.tx, &write.change).await?;
+                if changed {
+                    self.audit(write.audit.as_ref()).await?;
+                }
+                OpResult::Session(changed)
+            }
         })
     }
 

@@ -21,6 +21,8 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("checkpoints", "org_id"),
     ("legal_holds", "org_id"),
     ("pruned", "org_id"),
+    ("export_jobs", "org_id"),
+    ("export_schedules", "org_id"),
 ];
 
 /// One row of `org` in every tenant table.
@@ -41,7 +43,11 @@ fn rows_of(org: &str, n: u8) -> String {
          INSERT INTO tree_nodes VALUES ('{org}', 1, 0, '\\x00');
          INSERT INTO checkpoints VALUES ('{org}', 1, '\\x00', 'note', 1);
          INSERT INTO legal_holds VALUES ('hold_{org}', '{org}', NULL, NULL, NULL, 'case', 1, 'key_{org}', NULL);
-         INSERT INTO pruned VALUES ('{org}', 2, 1);"
+         INSERT INTO pruned VALUES ('{org}', 2, 1);
+         INSERT INTO export_jobs (id, org_id, format, request, status, events_written, created_at, created_by, attempts)
+             VALUES ('exp_{org}', '{org}', 'ndjson', '{{}}', 'queued', 0, 1, 'key_{org}', 0);
+         INSERT INTO export_schedules (id, org_id, destination, format, period, created_at, created_by, next_window,
+             last_seq, windows_done) VALUES ('sched_{org}', '{org}', 'archive', 'ndjson', 'daily', 1, 'key_{org}', 0, 0, 0);"
     )
 }
 

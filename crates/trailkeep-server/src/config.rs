@@ -80,6 +80,49 @@ pub struct Config {
     /// PEM certificates to verify PostgreSQL's TLS certificate against instead of the system's trusted
     /// roots; used by connection strings with `sslmode=require`, which always verify the server.
     pub database_ca: Option<PathBuf>,
+    /// Where export jobs write their files; `data_dir/exports` when not set. Nodes sharing a database
+    /// should share this directory too, so any node serves any job's download.
+    pub export_dir: Option<PathBuf>,
+    /// How many days finished export jobs and their files are kept.
+    pub export_job_retention_days: u32,
+    /// Where scheduled exports go (`[export_destinations.NAME]`).
+    pub export_destinations: BTreeMap<String, DestinationSettings>,
+    /// How long after a window closes its scheduled export waits for late commits, in seconds.
+    pub export_schedule_grace_secs: u64,
+    /// How often the scheduler looks for closed windows, in seconds.
+    pub export_schedule_check_secs: u64,
+    /// Test-only: milliseconds added to the clock of the export scheduler, so tests can close windows
+    /// without waiting a day (`TRAILKEEP_TEST_CLOCK_OFFSET_MS`; not a file setting).
+    #[serde(skip)]
+    pub test_clock_offset_ms: i64,
+    /// Test-only: a failure to inject (`TRAILKEEP_TEST_FAULT`; not a file setting). `after_export_object`
+    /// ends the process at once right after a scheduled export wrote a window's data object.
+    #[serde(skip)]
+    pub test_fault: Option<String>,
+}
+
+/// One destination of scheduled exports: a local directory or an S3-compatible bucket. Credentials are
+/// never in the file: it names the environment variables that hold them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DestinationSettings {
+    /// `dir` or `s3`.
+    pub kind: String,
+    /// `dir`: the directory.
+    pub path: Option<PathBuf>,
+    /// `s3`: the bucket.
+    pub bucket: Option<String>,
+    /// `s3`: the endpoint of an S3-compatible service, such as `https://s3.eu-west-1.example.com`;
+    /// AWS's own when not set.
+    pub endpoint: Option<String>,
+    /// `s3`: the region (default `us-east-1`).
+    pub region: Option<String>,
+    /// The prefix of every object's name.
+    pub prefix: Option<String>,
+    /// `s3`: the environment variable holding the access key id.
+    pub access_key_id_env: Option<String>,
+    /// `s3`: the environment variable holding the secret access key.
+    pub secret_access_key_env: Option<String>,
 }
 
 /// A database connection string: it may carry a password, so it never shows in logs or debug output.
@@ -160,6 +203,13 @@ impl Default for Config {
             database_url: None,
             database_owner_url: None,
             database_ca: None,
+            export_dir: None,
+            export_job_retention_days: 7,
+            export_destinations: BTreeMap::new(),
+            export_schedule_grace_secs: 300,
+            export_schedule_check_secs: 60,
+            test_clock_offset_ms: 0,
+            test_fault: None,
         }
     }
 }
@@ -232,6 +282,30 @@ impl Config {
                 "DATABASE_URL" => config.database_url = Some(ConnectionString::new(value)),
                 "DATABASE_OWNER_URL" => config.database_owner_url = Some(ConnectionString::new(value)),
                 "DATABASE_CA" => config.database_ca = Some(PathBuf::from(value)),
+                "EXPORT_DIR" => config.export_dir = Some(PathBuf::from(&value)),
+                "EXPORT_JOB_RETENTION_DAYS" => {
+                    config.export_job_retention_days = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("must be a whole number of days, not `{value}`")))?
+                }
+                "EXPORT_SCHEDULE_GRACE_SECS" => {
+                    config.export_schedule_grace_secs = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("must be a whole number of seconds, not `{value}`")))?
+                }
+                "EXPORT_SCHEDULE_CHECK_SECS" => {
+                    config.export_schedule_check_secs = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("must be a whole number of seconds, not `{value}`")))?
+                }
+                "TEST_CLOCK_OFFSET_MS" => {
+                    config.test_clock_offset_ms =
+                        value.trim().parse().map_err(|_| bad(format!("must be milliseconds, not `{value}`")))?
+                }
+                "TEST_FAULT" => config.test_fault = Some(value),
                 // Variables the CLI reads for itself (API key, server URL) are not server settings.
                 _ => {}
             }
@@ -281,7 +355,26 @@ impl Config {
         }
         self.plans()?;
         self.postgres()?;
+        if !(1..=3650).contains(&self.export_job_retention_days) {
+            return Err(ConfigError::Invalid("export_job_retention_days must be between 1 and 3650".into()));
+        }
+        if !(1..=3600).contains(&self.export_schedule_check_secs) {
+            return Err(ConfigError::Invalid("export_schedule_check_secs must be between 1 and 3600 seconds".into()));
+        }
+        if self.export_schedule_grace_secs > 86_400 {
+            return Err(ConfigError::Invalid(
+                "export_schedule_grace_secs must be at most 86400 seconds (a day)".into(),
+            ));
+        }
+        for (name, destination) in &self.export_destinations {
+            destination.check(name)?;
+        }
         Ok(())
+    }
+
+    /// Where export jobs write their files.
+    pub fn export_dir(&self) -> PathBuf {
+        self.export_dir.clone().unwrap_or_else(|| self.data_dir.join("exports"))
     }
 
     /// The PostgreSQL service and owner connection settings, when the store is PostgreSQL.
@@ -391,6 +484,47 @@ fn rate_limit(name: &str, per_second: u32, burst: Option<u32>) -> Result<Option<
     const TWO: NonZeroU32 = NonZeroU32::new(2).unwrap();
     let burst = burst.and_then(NonZeroU32::new).unwrap_or(per_second.saturating_mul(TWO));
     Ok(Some(RateLimit { per_second, burst }))
+}
+
+impl DestinationSettings {
+    /// Checks the settings of destination `name`: what its kind needs is there, and nothing else.
+    pub fn check(&self, name: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| Err(ConfigError::Invalid(format!("[export_destinations.{name}] {message}")));
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return bad("the name must be 1-64 letters, digits, `-` or `_`".into());
+        }
+        if let Some(prefix) = &self.prefix
+            && (prefix.split('/').any(|part| part == ".." || part == ".") || prefix.chars().any(char::is_control))
+        {
+            return bad("prefix must be a plain path such as `trailkeep/exports`".into());
+        }
+        match self.kind.as_str() {
+            "dir" => {
+                if self.path.is_none() {
+                    return bad("a `dir` destination needs path".into());
+                }
+                if self.bucket.is_some() || self.endpoint.is_some() || self.access_key_id_env.is_some() {
+                    return bad("a `dir` destination takes path and prefix only".into());
+                }
+            }
+            "s3" => {
+                if self.bucket.as_deref().is_none_or(str::is_empty) {
+                    return bad("an `s3` destination needs bucket".into());
+                }
+                if self.path.is_some() {
+                    return bad("an `s3` destination takes no path; use prefix".into());
+                }
+                if self.access_key_id_env.is_some() != self.secret_access_key_env.is_some() {
+                    return bad("give both access_key_id_env and secret_access_key_env, or neither".into());
+                }
+            }
+            other => return bad(format!("kind must be `dir` or `s3`, not `{other}`")),
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -111,44 +111,11 @@ pub async fn get_export(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = crate::query_pairs(params)?;
-    if let Some((key, _)) = params.iter().find(|(k, _)| {
-        !EXPORT_PARAMS.contains(&k.as_str()) && !trailkeep_core::filter::FILTER_PARAMS.contains(&k.as_str())
-    }) {
-        return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/api.md#exports")));
-    }
-    let scope = principal.events_reader(&params)?;
-    let format = export_format(crate::param(&params, "format"))?;
-    let order = match crate::param(&params, "order") {
-        None => Order::Desc,
-        Some(o) => Order::parse(o).ok_or_else(|| ApiError::bad_param("order", "order must be `asc` or `desc`"))?,
-    };
-    let include_ai_text = match crate::param(&params, "include_ai_text") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(ApiError::bad_param("include_ai_text", "include_ai_text must be `true` or `false`")),
-    };
-    let filter = Filter::from_params(&params, now_ms()).map_err(|e| {
-        let code = if e.field == "q" { "invalid_query" } else { "invalid_parameter" };
-        ApiError::new(StatusCode::BAD_REQUEST, code, e.message.clone()).with_field(e.field.clone())
-    })?;
-    // Prompts and responses may hold anything a user typed: in a CSV, only for those who administer the
-    // organisation, and only when they ask. The other formats are for machines and carry every field.
-    let include_ai_text = include_ai_text && format == ExportFormat::Csv;
-    if include_ai_text {
-        principal.administers(&scope.org).map_err(|_| {
-            ApiError::forbidden("only the organisation's owners and admins may export prompt and response text")
-                .with_field("include_ai_text")
-        })?;
-    }
+    let ExportRequest { scope, format, order, include_ai_text, filter, filter_text } =
+        ExportRequest::parse(&principal, &params, now_ms())?;
     allowed_by_plan(&state, &principal, &scope.org, format).await?;
     let row_limit = (format == ExportFormat::Csv).then_some(state.export_csv_max_rows);
 
-    let filter_text = params
-        .iter()
-        .filter(|(k, v)| !EXPORT_PARAMS.contains(&k.as_str()) && !v.trim().is_empty())
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
     record_export(&state, &principal, &caller, &scope, format, order, &filter_text, row_limit, include_ai_text).await?;
     metrics::counter!("trailkeep_exports_total", "format" => format.as_str()).increment(1);
 
@@ -182,6 +149,64 @@ pub async fn get_export(
     Ok(response)
 }
 
+/// What an export asks for, read from its parameters (a query string, or an export job's body turned
+/// into the same pairs) and checked against the caller.
+pub(crate) struct ExportRequest {
+    pub scope: ReadScope,
+    pub format: ExportFormat,
+    pub order: Order,
+    /// Only ever true for CSV asked for by someone who administers the organisation.
+    pub include_ai_text: bool,
+    pub filter: Filter,
+    /// The filters as `name=value&…`, for the audit event.
+    pub filter_text: String,
+}
+
+impl ExportRequest {
+    pub(crate) fn parse(
+        principal: &Principal,
+        params: &[(String, String)],
+        now: i64,
+    ) -> Result<ExportRequest, ApiError> {
+        if let Some((key, _)) = params.iter().find(|(k, _)| {
+            !EXPORT_PARAMS.contains(&k.as_str()) && !trailkeep_core::filter::FILTER_PARAMS.contains(&k.as_str())
+        }) {
+            return Err(ApiError::bad_param(key, format!("unknown parameter `{key}`; see docs/api.md#exports")));
+        }
+        let scope = principal.events_reader(params)?;
+        let format = export_format(crate::param(params, "format"))?;
+        let order = match crate::param(params, "order") {
+            None => Order::Desc,
+            Some(o) => Order::parse(o).ok_or_else(|| ApiError::bad_param("order", "order must be `asc` or `desc`"))?,
+        };
+        let include_ai_text = match crate::param(params, "include_ai_text") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ApiError::bad_param("include_ai_text", "include_ai_text must be `true` or `false`")),
+        };
+        let filter = Filter::from_params(params, now).map_err(|e| {
+            let code = if e.field == "q" { "invalid_query" } else { "invalid_parameter" };
+            ApiError::new(StatusCode::BAD_REQUEST, code, e.message.clone()).with_field(e.field.clone())
+        })?;
+        // Prompts and responses may hold anything a user typed: in a CSV, only for those who administer the
+        // organisation, and only when they ask. The other formats are for machines and carry every field.
+        let include_ai_text = include_ai_text && format == ExportFormat::Csv;
+        if include_ai_text {
+            principal.administers(&scope.org).map_err(|_| {
+                ApiError::forbidden("only the organisation's owners and admins may export prompt and response text")
+                    .with_field("include_ai_text")
+            })?;
+        }
+        let filter_text = params
+            .iter()
+            .filter(|(k, v)| !EXPORT_PARAMS.contains(&k.as_str()) && !v.trim().is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        Ok(ExportRequest { scope, format, order, include_ai_text, filter, filter_text })
+    }
+}
+
 fn export_format(value: Option<&str>) -> Result<ExportFormat, ApiError> {
     const CHOICES: &str = "`csv`, `json`, `ndjson` or `parquet`";
     match value.map(ExportFormat::parse) {
@@ -197,7 +222,7 @@ fn export_format(value: Option<&str>) -> Result<ExportFormat, ApiError> {
 
 /// Whether the organisation's plan includes `format`. Platform keys and operators, who run the
 /// deployment, may always export; an organisation not created yet is on the plan it would get, `free`.
-async fn allowed_by_plan(
+pub(crate) async fn allowed_by_plan(
     state: &AppState,
     principal: &Principal,
     org: &OrgId,
@@ -264,7 +289,7 @@ async fn record_export(
 
 /// `acme-audit-log-20260102T030405Z.csv`, with anything but letters, digits, `.`, `_` and `-` in the
 /// organisation id replaced, so the name is safe on every file system.
-fn file_name(org: &OrgId, extension: &str) -> String {
+pub(crate) fn file_name(org: &OrgId, extension: &str) -> String {
     let org: String =
         org.as_str().chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -368,11 +393,45 @@ impl Write for ChunkWriter {
     }
 }
 
-/// One export format's encoding of pages of events.
-trait Encoder {
+/// One export format's encoding of pages of events into a writer `W`.
+trait Encoder<W> {
     fn events(&mut self, events: &[Event]) -> std::io::Result<()>;
     /// Writes what closes the file and hands back the writer, flushed.
-    fn finish(self: Box<Self>, truncated: bool) -> std::io::Result<ChunkWriter>;
+    fn finish(self: Box<Self>, truncated: bool) -> std::io::Result<W>;
+}
+
+/// The encoder of `options.format` writing into `out`.
+fn encoder<W: Write + Send + 'static>(options: EncodeOptions, out: W) -> std::io::Result<Box<dyn Encoder<W> + Send>> {
+    Ok(match options.format {
+        ExportFormat::Csv => Box::new(CsvEncoder::new(out, options)?),
+        ExportFormat::Json => Box::new(JsonEncoder { out, first: true, started: false }),
+        ExportFormat::Ndjson => Box::new(NdjsonEncoder { out }),
+        _ => Box::new(ParquetEncoder::new(out).map_err(std::io::Error::other)?),
+    })
+}
+
+/// An export file being written: the encoding `GET /v1/export` streams, written into any writer — a file
+/// for an export job, a compressed buffer for a scheduled export.
+pub struct FileEncoder<W> {
+    inner: Box<dyn Encoder<W> + Send>,
+}
+
+impl<W: Write + Send + 'static> FileEncoder<W> {
+    /// CSV leaves AI prompts and responses out unless `include_ai_text`, and a cut CSV (`row_limit`)
+    /// ends with a line saying so.
+    pub fn new(format: ExportFormat, include_ai_text: bool, row_limit: u64, out: W) -> std::io::Result<FileEncoder<W>> {
+        let options = EncodeOptions { format, include_ai_text, row_limit };
+        Ok(FileEncoder { inner: encoder(options, out)? })
+    }
+
+    pub fn write(&mut self, events: &[Event]) -> std::io::Result<()> {
+        self.inner.events(events)
+    }
+
+    /// Closes the file and hands back the writer, flushed.
+    pub fn finish(self, truncated: bool) -> std::io::Result<W> {
+        self.inner.finish(truncated)
+    }
 }
 
 /// Encodes the pages `rx` brings into the body `tx` feeds, on a blocking thread. A failure ends the body
@@ -384,17 +443,9 @@ fn encode(options: EncodeOptions, mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sende
         let _ = fail_tx.blocking_send(Err(std::io::Error::other(what)));
     };
     let out = ChunkWriter { tx, buf: Vec::with_capacity(CHUNK + 4096), sent: 0 };
-    let mut encoder: Box<dyn Encoder> = match options.format {
-        ExportFormat::Csv => match CsvEncoder::new(out, options) {
-            Ok(e) => Box::new(e),
-            Err(e) => return fail(e.to_string()),
-        },
-        ExportFormat::Json => Box::new(JsonEncoder { out, first: true, started: false }),
-        ExportFormat::Ndjson => Box::new(NdjsonEncoder { out }),
-        _ => match ParquetEncoder::new(out) {
-            Ok(e) => Box::new(e),
-            Err(e) => return fail(e.to_string()),
-        },
+    let mut encoder = match encoder(options, out) {
+        Ok(e) => e,
+        Err(e) => return fail(e.to_string()),
     };
     loop {
         let result = match rx.blocking_recv() {
@@ -417,33 +468,33 @@ fn encode(options: EncodeOptions, mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sende
     }
 }
 
-struct NdjsonEncoder {
-    out: ChunkWriter,
+struct NdjsonEncoder<W> {
+    out: W,
 }
 
-impl Encoder for NdjsonEncoder {
+impl<W: Write> Encoder<W> for NdjsonEncoder<W> {
     fn events(&mut self, events: &[Event]) -> std::io::Result<()> {
         for event in events {
             serde_json::to_writer(&mut self.out, event)?;
-            self.out.buf.push(b'\n');
+            self.out.write_all(b"\n")?;
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, _: bool) -> std::io::Result<ChunkWriter> {
+    fn finish(mut self: Box<Self>, _: bool) -> std::io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
     }
 }
 
 /// One JSON array, one event per line.
-struct JsonEncoder {
-    out: ChunkWriter,
+struct JsonEncoder<W> {
+    out: W,
     first: bool,
     started: bool,
 }
 
-impl Encoder for JsonEncoder {
+impl<W: Write> Encoder<W> for JsonEncoder<W> {
     fn events(&mut self, events: &[Event]) -> std::io::Result<()> {
         if !self.started {
             self.out.write_all(b"[")?;
@@ -457,7 +508,7 @@ impl Encoder for JsonEncoder {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, _: bool) -> std::io::Result<ChunkWriter> {
+    fn finish(mut self: Box<Self>, _: bool) -> std::io::Result<W> {
         let end: &[u8] = if self.started { b"\n]\n" } else { b"[]\n" };
         self.out.write_all(end)?;
         self.out.flush()?;
@@ -465,20 +516,20 @@ impl Encoder for JsonEncoder {
     }
 }
 
-struct CsvEncoder {
-    out: csv::Writer<ChunkWriter>,
+struct CsvEncoder<W: Write> {
+    out: csv::Writer<W>,
     options: EncodeOptions,
 }
 
-impl CsvEncoder {
-    fn new(out: ChunkWriter, options: EncodeOptions) -> std::io::Result<CsvEncoder> {
+impl<W: Write> CsvEncoder<W> {
+    fn new(out: W, options: EncodeOptions) -> std::io::Result<CsvEncoder<W>> {
         let mut out = csv::WriterBuilder::new().from_writer(out);
         out.write_record(COLUMNS)?;
         Ok(CsvEncoder { out, options })
     }
 }
 
-impl Encoder for CsvEncoder {
+impl<W: Write> Encoder<W> for CsvEncoder<W> {
     fn events(&mut self, events: &[Event]) -> std::io::Result<()> {
         for event in events {
             let row = csv_row(event, self.options.include_ai_text);
@@ -490,7 +541,7 @@ impl Encoder for CsvEncoder {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, truncated: bool) -> std::io::Result<ChunkWriter> {
+    fn finish(self: Box<Self>, truncated: bool) -> std::io::Result<W> {
         let mut out = self.out.into_inner().map_err(|e| std::io::Error::other(e.error().to_string()))?;
         if truncated {
             writeln!(out, "# truncated at {} rows; narrow the filters or export NDJSON", self.options.row_limit)?;
@@ -572,13 +623,13 @@ fn csv_row(e: &Event, ai_text: bool) -> Vec<String> {
 
 /// Parquet through arrow: pages become record batches, which the writer gathers into row groups of
 /// [`PARQUET_ROW_GROUP`] rows and writes out as each fills.
-struct ParquetEncoder {
-    writer: ArrowWriter<ChunkWriter>,
+struct ParquetEncoder<W: Write + Send> {
+    writer: ArrowWriter<W>,
     schema: Arc<Schema>,
 }
 
-impl ParquetEncoder {
-    fn new(out: ChunkWriter) -> parquet::errors::Result<ParquetEncoder> {
+impl<W: Write + Send> ParquetEncoder<W> {
+    fn new(out: W) -> parquet::errors::Result<ParquetEncoder<W>> {
         let schema = parquet_schema();
         let properties = WriterProperties::builder()
             .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP))
@@ -590,14 +641,14 @@ impl ParquetEncoder {
     }
 }
 
-impl Encoder for ParquetEncoder {
+impl<W: Write + Send> Encoder<W> for ParquetEncoder<W> {
     fn events(&mut self, events: &[Event]) -> std::io::Result<()> {
         let columns = parquet_columns(events).into_iter().map(|(_, array)| array).collect();
         let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(std::io::Error::other)?;
         self.writer.write(&batch).map_err(std::io::Error::other)
     }
 
-    fn finish(self: Box<Self>, _: bool) -> std::io::Result<ChunkWriter> {
+    fn finish(self: Box<Self>, _: bool) -> std::io::Result<W> {
         let mut out = self.writer.into_inner().map_err(std::io::Error::other)?;
         out.flush()?;
         Ok(out)

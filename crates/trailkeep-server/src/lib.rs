@@ -12,6 +12,8 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod export_jobs;
+pub mod export_schedules;
 pub mod health;
 pub mod keys;
 pub mod limits;
@@ -62,6 +64,10 @@ pub struct AppState {
     pub plans: Vec<trailkeep_core::plans::Plan>,
     /// The most rows a CSV export holds.
     pub export_csv_max_rows: u64,
+    /// Export jobs: their directory, the download link key, the worker's wake-up.
+    pub export_jobs: export_jobs::ExportJobs,
+    /// Scheduled exports: the configured destinations and the scheduler's clock.
+    pub export_schedules: export_schedules::Scheduler,
 }
 
 pub fn now_ms() -> i64 {
@@ -112,6 +118,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/consistency", get(proofs::get_consistency_proof))
         .route("/v1/bundle", get(bundles::get_bundle))
         .route("/v1/export", get(export::get_export))
+        .route("/v1/exports", get(export_jobs::list_export_jobs).post(export_jobs::create_export_job))
+        .route("/v1/exports/{id}", get(export_jobs::get_export_job))
+        .route("/v1/exports/{id}/download", get(export_jobs::download_export))
+        .route(
+            "/v1/orgs/{org}/export-schedules",
+            get(export_schedules::list_export_schedules).post(export_schedules::create_export_schedule),
+        )
+        .route("/v1/orgs/{org}/export-schedules/{id}", delete(export_schedules::delete_export_schedule))
         .route("/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
         .route("/v1/orgs/{org}", get(orgs::get_org).patch(orgs::update_org).delete(orgs::delete_org))
         .route("/v1/orgs/{org}/projects", get(orgs::list_projects).post(orgs::create_project))
@@ -222,8 +236,17 @@ impl App {
             ),
             plans: config.plans()?,
             export_csv_max_rows: config.export_csv_max_rows,
+            export_jobs: export_jobs::ExportJobs::open(
+                &config.data_dir,
+                config.export_dir(),
+                Duration::from_secs(u64::from(config.export_job_retention_days) * 86_400),
+                config.database_url.is_none(),
+            )?,
+            export_schedules: export_schedules::Scheduler::new(config)?,
         });
         retention::spawn_sweeper(Arc::downgrade(&state), Duration::from_secs(config.retention_sweep_secs));
+        export_jobs::spawn_worker(Arc::downgrade(&state));
+        export_schedules::spawn_scheduler(Arc::downgrade(&state));
         Ok(App { state, new_admin_key })
     }
 }

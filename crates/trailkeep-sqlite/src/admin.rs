@@ -212,7 +212,7 @@ fn project_from_row(r: &Row<'_>) -> rusqlite::Result<ProjectRecord> {
 }
 
 /// An id read back from a column; ids are validated on the way in, so a bad one means a damaged row.
-fn stored<T: std::str::FromStr>(column: usize, text: &str) -> rusqlite::Result<T>
+pub(crate) fn stored<T: std::str::FromStr>(column: usize, text: &str) -> rusqlite::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {

@@ -9,6 +9,7 @@
 
 mod admin;
 mod aggregates;
+mod exports;
 mod follow;
 pub mod indexer;
 pub mod ledger;
@@ -492,6 +493,54 @@ impl Store for SqliteStore {
 
     async fn list_operators(&self) -> Result<Vec<OperatorRecord>, StoreError> {
         self.reads.with(sessions::list_operators).await
+    }
+
+    // Export jobs and schedules
+
+    async fn export_write(
+        &self,
+        change: trailkeep_store::exports::ExportChange,
+        audit: Option<NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::Export(exports::ExportWrite { change, audit }, tx), rx).await
+    }
+
+    async fn get_export_job(
+        &self,
+        org: &OrgId,
+        id: &str,
+    ) -> Result<Option<trailkeep_store::exports::ExportJob>, StoreError> {
+        let (org, id) = (org.to_string(), id.to_owned());
+        self.reads.with(move |conn| exports::get_job(conn, &org, &id)).await
+    }
+
+    async fn list_export_jobs(
+        &self,
+        org: &OrgId,
+        limit: usize,
+    ) -> Result<Vec<trailkeep_store::exports::ExportJob>, StoreError> {
+        let org = org.to_string();
+        self.reads.with(move |conn| exports::list_jobs(conn, &org, limit)).await
+    }
+
+    async fn export_jobs_due(&self, now: i64) -> Result<Vec<trailkeep_store::exports::ExportJob>, StoreError> {
+        self.reads.with(move |conn| exports::jobs_due(conn, now)).await
+    }
+
+    async fn export_jobs_finished_before(
+        &self,
+        before: i64,
+    ) -> Result<Vec<trailkeep_store::exports::ExportJob>, StoreError> {
+        self.reads.with(move |conn| exports::jobs_finished_before(conn, before)).await
+    }
+
+    async fn list_export_schedules(
+        &self,
+        org: Option<&OrgId>,
+    ) -> Result<Vec<trailkeep_store::exports::ExportSchedule>, StoreError> {
+        let org = org.map(|o| o.to_string());
+        self.reads.with(move |conn| exports::list_schedules(conn, org.as_deref())).await
     }
 
     // ---- Dashboard aggregates (issue 5) ----

@@ -178,6 +178,50 @@ UPDATE events SET payload = trailkeep_canonical(payload);
     r#"
 CREATE INDEX IF NOT EXISTS events_org_ai ON events (org_id, occurred_at, seq, ai_failed, ai_tokens, ai_cost) WHERE ai_failed IS NOT NULL;
 "#,
+    // Export jobs (run in the background, leased to whoever runs them) and scheduled exports with the
+    // window each has reached. `IF NOT EXISTS`, so that a database whose version was set back (as the
+    // upgrade test does) migrates forward again.
+    r#"
+CREATE TABLE IF NOT EXISTS export_jobs (
+    id             TEXT    PRIMARY KEY,
+    org_id         TEXT    NOT NULL,
+    format         TEXT    NOT NULL,
+    request        TEXT    NOT NULL,
+    status         TEXT    NOT NULL,
+    events_written INTEGER NOT NULL,
+    total_estimate INTEGER,
+    created_at     INTEGER NOT NULL,
+    created_by     TEXT    NOT NULL,
+    started_at     INTEGER,
+    finished_at    INTEGER,
+    error          TEXT,
+    file           TEXT,
+    bytes          INTEGER,
+    lease_owner    TEXT,
+    lease_until    INTEGER,
+    attempts       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS export_jobs_org ON export_jobs (org_id, created_at);
+CREATE INDEX IF NOT EXISTS export_jobs_status ON export_jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS export_jobs_finished ON export_jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS export_schedules (
+    id               TEXT    PRIMARY KEY,
+    org_id           TEXT    NOT NULL,
+    destination      TEXT    NOT NULL,
+    format           TEXT    NOT NULL,
+    period           TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    created_by       TEXT    NOT NULL,
+    next_window      INTEGER NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    windows_done     INTEGER NOT NULL,
+    last_exported_at INTEGER,
+    last_error       TEXT,
+    lease_owner      TEXT,
+    lease_until      INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS export_schedules_org ON export_schedules (org_id, created_at);
+"#,
 ];
 
 /// The full-text side database: derived from the main one and rebuilt from its watermark after a crash.

@@ -35,6 +35,8 @@ pub enum WriteOp {
     Sweep(SweepRequest, oneshot::Sender<Result<SweepOutcome, StoreError>>),
     /// A portal link, session or operator change; answers whether it happened.
     Session(crate::sessions::SessionWrite, oneshot::Sender<Result<bool, StoreError>>),
+    /// An export job or schedule change; answers whether it happened.
+    Export(crate::exports::ExportWrite, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// How much one group commit may take on.
@@ -163,6 +165,7 @@ impl Writer {
                 (WriteOp::Admin(_, tx), OpResult::Admin(r)) => drop(tx.send(r)),
                 (WriteOp::Session(_, tx), OpResult::Session(r)) => drop(tx.send(r.map_err(to_store))),
                 (WriteOp::Sweep(_, tx), OpResult::Sweep(r)) => drop(tx.send(r.map_err(to_store))),
+                (WriteOp::Export(_, tx), OpResult::Session(r)) => drop(tx.send(r.map_err(to_store))),
                 _ => unreachable!("results are produced in the order of their operations"),
             }
         }
@@ -236,6 +239,14 @@ impl Writer {
                     }
                     Ok(changed)
                 })),
+                WriteOp::Export(write, _) => OpResult::Session(guarded(&tx, savepoints, |c| {
+                    let changed = crate::exports::apply(c, &write.change).map_err(failed)?;
+                    if let (true, Some(event)) = (changed, &write.audit) {
+                        let req = AppendRequest { events: vec![event.clone()], idempotency: None };
+                        append_one(c, &req, &[], received_at, last_seq, &mut pending)?;
+                    }
+                    Ok(changed)
+                })),
             };
             if !savepoints && result.failed() {
                 // The caller reruns the group with savepoints; stop here and undo everything.
@@ -298,6 +309,7 @@ fn op_events(op: &WriteOp) -> usize {
         | WriteOp::RevokeKey(..)
         | WriteOp::Admin(..)
         | WriteOp::Session(..)
+        | WriteOp::Export(..)
         | WriteOp::Sweep(..) => 1,
     }
 }
@@ -316,6 +328,7 @@ fn fail_all(ops: Vec<WriteOp>, error: AppendError) {
             WriteOp::Admin(_, tx) => drop(tx.send(Err(AdminError::Failed(message.to_owned())))),
             WriteOp::Session(_, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
             WriteOp::Sweep(_, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
+            WriteOp::Export(_, tx) => drop(tx.send(Err(StoreError(message.to_owned())))),
         }
     }
 }

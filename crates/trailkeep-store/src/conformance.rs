@@ -974,6 +974,154 @@ pub async fn a_pass_that_deletes_the_newest_event_is_itself_sealed_and_sealing_g
     assert_eq!(searched(store, "a", "retention deleted", &[3]).await, [3], "the record is searchable");
 }
 
+fn export_job(org_name: &str, id: &str, at: i64) -> crate::exports::ExportJob {
+    crate::exports::ExportJob {
+        id: id.into(),
+        org: org(org_name),
+        format: "ndjson".into(),
+        request: "{}".into(),
+        status: crate::exports::JobStatus::Queued,
+        events_written: 0,
+        total_estimate: Some(10),
+        created_at: at,
+        created_by: "key_1".into(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+        file: None,
+        bytes: None,
+        lease_owner: None,
+        lease_until: None,
+        attempts: 0,
+    }
+}
+
+pub async fn export_jobs_are_claimed_once_leased_and_finished_with_their_events(store: &dyn Store) {
+    use crate::exports::{ExportChange, JobStatus};
+    append(store, vec![new_event("acme", "x.y", NOW), new_event("zeta", "x.y", NOW)]).await;
+    let audit = new_event("acme", "audit_log.export_requested", NOW);
+    assert!(store.export_write(ExportChange::CreateJob(export_job("acme", "exp_1", NOW)), Some(audit)).await.unwrap());
+    assert!(!store.export_write(ExportChange::CreateJob(export_job("acme", "exp_1", NOW)), None).await.unwrap());
+    store.export_write(ExportChange::CreateJob(export_job("zeta", "exp_2", NOW + 1)), None).await.unwrap();
+    let logged = store.list_events(&ReadScope::org(org("acme")), &query(10)).await.unwrap().events;
+    assert_eq!(logged[0].action.as_str(), "audit_log.export_requested", "recorded with the job");
+
+    assert_eq!(store.get_export_job(&org("acme"), "exp_1").await.unwrap(), Some(export_job("acme", "exp_1", NOW)));
+    assert_eq!(store.get_export_job(&org("zeta"), "exp_1").await.unwrap(), None, "another organisation's");
+    let listed = store.list_export_jobs(&org("acme"), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["exp_1"]);
+    let due: Vec<String> = store.export_jobs_due(NOW).await.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(due, ["exp_1", "exp_2"], "every organisation's, oldest first");
+
+    let claim = |owner: &str, now: i64| ExportChange::ClaimJob {
+        org: org("acme"),
+        id: "exp_1".into(),
+        owner: owner.into(),
+        now,
+        lease_until: now + 100,
+    };
+    assert!(store.export_write(claim("n1", NOW), None).await.unwrap());
+    assert!(!store.export_write(claim("n2", NOW + 50), None).await.unwrap(), "the lease holds");
+    let progress = |owner: &str| ExportChange::JobProgress {
+        org: org("acme"),
+        id: "exp_1".into(),
+        owner: owner.into(),
+        events_written: 7,
+        lease_until: NOW + 200,
+    };
+    assert!(store.export_write(progress("n1"), None).await.unwrap());
+    assert!(!store.export_write(progress("n2"), None).await.unwrap(), "only the holder reports");
+    let job = store.get_export_job(&org("acme"), "exp_1").await.unwrap().unwrap();
+    assert_eq!((job.status, job.events_written, job.attempts), (JobStatus::Running, 7, 1));
+    assert!(store.export_jobs_due(NOW + 150).await.unwrap().iter().all(|j| j.id != "exp_1"));
+    // The lease lapsed: another node takes the job over and starts it again.
+    assert_eq!(store.export_jobs_due(NOW + 250).await.unwrap()[0].id, "exp_1");
+    assert!(store.export_write(claim("n2", NOW + 250), None).await.unwrap());
+    let finish = |owner: &str| ExportChange::FinishJob {
+        org: org("acme"),
+        id: "exp_1".into(),
+        owner: owner.into(),
+        status: JobStatus::Succeeded,
+        at: NOW + 300,
+        events_written: 9,
+        file: Some("exp_1.ndjson".into()),
+        bytes: Some(1234),
+        error: None,
+    };
+    assert!(!store.export_write(finish("n1"), None).await.unwrap(), "the old holder's end is refused");
+    assert!(store.export_write(finish("n2"), None).await.unwrap());
+    let job = store.get_export_job(&org("acme"), "exp_1").await.unwrap().unwrap();
+    assert_eq!((job.status, job.events_written, job.attempts), (JobStatus::Succeeded, 9, 2));
+    assert_eq!((job.file.as_deref(), job.bytes, job.finished_at), (Some("exp_1.ndjson"), Some(1234), Some(NOW + 300)));
+    assert!(store.export_jobs_finished_before(NOW + 300).await.unwrap().is_empty());
+    assert_eq!(store.export_jobs_finished_before(NOW + 301).await.unwrap()[0].id, "exp_1");
+    let delete = ExportChange::DeleteJob { org: org("acme"), id: "exp_1".into() };
+    assert!(store.export_write(delete, None).await.unwrap());
+    assert_eq!(store.get_export_job(&org("acme"), "exp_1").await.unwrap(), None);
+}
+
+pub async fn an_export_schedule_records_each_window_once(store: &dyn Store) {
+    use crate::exports::{ExportChange, ExportSchedule, Period};
+    append(store, vec![new_event("acme", "x.y", NOW)]).await;
+    let schedule = ExportSchedule {
+        id: "sched_1".into(),
+        org: org("acme"),
+        destination: "archive".into(),
+        format: "ndjson".into(),
+        period: Period::Daily,
+        created_at: NOW,
+        created_by: "key_1".into(),
+        next_window: 0,
+        last_seq: 0,
+        windows_done: 0,
+        last_exported_at: None,
+        last_error: None,
+        lease_owner: None,
+        lease_until: None,
+    };
+    let audit = new_event("acme", "export_schedule.created", NOW);
+    assert!(store.export_write(ExportChange::CreateSchedule(schedule.clone()), Some(audit)).await.unwrap());
+    assert_eq!(store.list_export_schedules(Some(&org("acme"))).await.unwrap(), vec![schedule.clone()]);
+    assert!(store.list_export_schedules(Some(&org("zeta"))).await.unwrap().is_empty());
+    assert_eq!(store.list_export_schedules(None).await.unwrap().len(), 1);
+
+    let claim = |owner: &str, now: i64| ExportChange::ClaimSchedule {
+        org: org("acme"),
+        id: "sched_1".into(),
+        owner: owner.into(),
+        now,
+        lease_until: now + 100,
+    };
+    assert!(store.export_write(claim("n1", NOW), None).await.unwrap());
+    assert!(!store.export_write(claim("n2", NOW + 10), None).await.unwrap());
+    assert!(store.export_write(claim("n1", NOW + 10), None).await.unwrap(), "the holder renews");
+    let record = |owner: &str, window: i64, last_seq: u64| ExportChange::RecordWindow {
+        org: org("acme"),
+        id: "sched_1".into(),
+        owner: owner.into(),
+        window,
+        next_window: window + DAY,
+        last_seq,
+        at: NOW,
+    };
+    assert!(!store.export_write(record("n2", 0, 5), None).await.unwrap(), "not the holder");
+    assert!(store.export_write(record("n1", 0, 5), None).await.unwrap());
+    assert!(!store.export_write(record("n1", 0, 6), None).await.unwrap(), "a window is recorded once");
+    let now = store.list_export_schedules(Some(&org("acme"))).await.unwrap().remove(0);
+    assert_eq!((now.next_window, now.last_seq, now.windows_done), (DAY, 5, 1));
+    let failed = ExportChange::ScheduleFailed { org: org("acme"), id: "sched_1".into(), error: "no".into() };
+    assert!(store.export_write(failed, None).await.unwrap());
+    assert!(store.export_write(record("n1", DAY, 5), None).await.unwrap());
+    let now = store.list_export_schedules(Some(&org("acme"))).await.unwrap().remove(0);
+    assert_eq!((now.windows_done, now.last_error), (2, None), "a success clears the failure");
+    let audit = new_event("acme", "export_schedule.deleted", NOW);
+    let delete = ExportChange::DeleteSchedule { org: org("acme"), id: "sched_1".into() };
+    assert!(store.export_write(delete.clone(), Some(audit)).await.unwrap());
+    assert!(!store.export_write(delete, None).await.unwrap());
+    let logged = store.list_events(&ReadScope::org(org("acme")), &query(10)).await.unwrap().events;
+    assert_eq!(logged.len(), 3, "the event, the creation and the deletion");
+}
+
 /// Expands to one `#[tokio::test]` per conformance function, each on a fresh store from `$factory`
 /// (an `async fn() -> Fixture`).
 #[macro_export]
@@ -1003,6 +1151,8 @@ macro_rules! store_conformance_tests {
             a_sweep_pass_is_bounded_and_the_next_resumes_where_it_stopped,
             full_text_search_no_longer_finds_a_pruned_event,
             a_pass_that_deletes_the_newest_event_is_itself_sealed_and_sealing_goes_on,
+            export_jobs_are_claimed_once_leased_and_finished_with_their_events,
+            an_export_schedule_records_each_window_once,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {

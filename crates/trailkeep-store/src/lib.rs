@@ -20,6 +20,7 @@ use uuid::Uuid;
 pub mod aggregates;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod exports;
 pub mod orgs;
 pub mod retention;
 pub mod sessions;
@@ -307,6 +308,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every operator account, oldest first.
     async fn list_operators(&self) -> Result<Vec<sessions::OperatorRecord>, StoreError>;
+
+    // Export jobs and schedules
+
+    /// Applies one change to export jobs or schedules, with the event that records it (when given) in
+    /// the same transaction; false (and nothing written) when the change found nothing to change.
+    async fn export_write(&self, change: exports::ExportChange, audit: Option<NewEvent>) -> Result<bool, StoreError>;
+
+    /// The organisation's job with this id.
+    async fn get_export_job(&self, org: &OrgId, id: &str) -> Result<Option<exports::ExportJob>, StoreError>;
+
+    /// The organisation's jobs, newest first, at most `limit`.
+    async fn list_export_jobs(&self, org: &OrgId, limit: usize) -> Result<Vec<exports::ExportJob>, StoreError>;
+
+    /// Every organisation's jobs that are queued, or running with a lease that lapsed before `now`,
+    /// oldest first: the work waiting for a worker.
+    async fn export_jobs_due(&self, now: i64) -> Result<Vec<exports::ExportJob>, StoreError>;
+
+    /// Every organisation's jobs that finished before `before`, for the clean-up of old files.
+    async fn export_jobs_finished_before(&self, before: i64) -> Result<Vec<exports::ExportJob>, StoreError>;
+
+    /// The organisation's schedules, or every organisation's when `org` is `None`, oldest first.
+    async fn list_export_schedules(&self, org: Option<&OrgId>) -> Result<Vec<exports::ExportSchedule>, StoreError>;
 
     // ---- Dashboard aggregates (issue 5) ----
     // Each engine implements these; the SQLite store in `trailkeep-sqlite/src/aggregates.rs`.

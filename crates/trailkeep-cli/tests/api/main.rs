@@ -6,6 +6,8 @@ mod crash;
 mod dashboard;
 mod disk;
 mod exports;
+mod exports_jobs;
+mod exports_scheduled;
 mod faults;
 mod helpers;
 mod hostile;
